@@ -1,0 +1,81 @@
+"""Typed models of the Admin API responses, following the OpenAPI spec.
+
+Unknown fields are ignored (the API grows); required fields and their types are
+enforced, so a page of the wrong shape fails validation instead of crashing later.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class ApiProject(_Wire):
+    id: str = Field(min_length=1)
+    object: Literal["organization.project"]
+    created_at: int
+    name: str | None = None
+    status: str | None = None
+    archived_at: int | None = None
+
+
+class ApiKeyOwnerUser(_Wire):
+    id: str
+    name: str
+    email: str | None = None
+    role: str | None = None
+
+
+class ApiKeyOwnerServiceAccount(_Wire):
+    id: str
+    name: str
+    role: str | None = None
+
+
+class ApiKeyOwner(_Wire):
+    type: Literal["user", "service_account"]
+    user: ApiKeyOwnerUser | None = None
+    service_account: ApiKeyOwnerServiceAccount | None = None
+
+
+class ApiProjectKey(_Wire):
+    id: str = Field(min_length=1)
+    object: Literal["organization.project.api_key"]
+    name: str
+    created_at: int
+    last_used_at: int | None
+    owner_project_access: Literal["active", "inactive"]
+    owner: ApiKeyOwner
+
+
+class ProjectPage(_Wire):
+    object: Literal["list"]
+    data: tuple[ApiProject, ...]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class ProjectKeyPage(_Wire):
+    object: Literal["list"]
+    data: tuple[ApiProjectKey, ...]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class ApiErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    message: str = ""
+    type: str | None = None
+    code: str | None = None
+
+
+class ApiErrorBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    error: ApiErrorDetail

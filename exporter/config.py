@@ -1,0 +1,334 @@
+"""Settings: environment variables and dotted flags, validated once, all at start.
+
+Every setting has a flag in the style of Prometheus exporters and an environment
+variable; a flag given on the command line wins over the environment. Problems are
+collected and reported one line each, naming the flag and the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exporter.durations import parse_duration
+
+ENV_PREFIX = "OPENAI_EXPORTER_"
+DEFAULT_PORT = 9471
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RESERVED_PATHS = ("/", "/healthz", "/readyz")
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str | None  # None: every interface
+    port: int
+
+    def __str__(self) -> str:
+        host = self.host or ""
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+def parse_listen_address(text: str) -> ListenAddress:
+    """``host:port``, ``:port`` or ``[v6]:port``."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"expected host:port (like :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range 0..65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return ListenAddress(host or None, port)
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one exporter process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+    admin_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("admin_key", "OPENAI_ADMIN_KEY")
+    )
+    admin_key_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("admin_key_file", "OPENAI_ADMIN_KEY_FILE")
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL, validation_alias=AliasChoices("base_url", "OPENAI_BASE_URL")
+    )
+
+    web_listen_address: str = f":{DEFAULT_PORT}"
+    web_telemetry_path: str = "/metrics"
+    web_config_file: Path | None = None
+    cache_ttl: Duration = Field(default=300.0, gt=0)
+    cache_retry_interval: Duration = Field(default=60.0, gt=0)
+    scrape_timeout_margin: Duration = Field(default=0.5, ge=0)
+    scrape_default_timeout: Duration = Field(default=10.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    openai_concurrency: int = Field(default=8, ge=1, le=64)
+    openai_request_timeout: Duration = Field(default=30.0, gt=0)
+    openai_max_retries: int = Field(default=4, ge=0, le=10)
+    openai_refresh_timeout: Duration = Field(default=120.0, gt=0)
+    openai_include_archived: bool = False
+    openai_project_include: re.Pattern[str] | None = None
+    openai_project_exclude: re.Pattern[str] | None = None
+    metrics_owner_email: bool = False
+    demo: bool = False
+
+    @field_validator("web_listen_address")
+    @classmethod
+    def _check_listen_address(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @field_validator("web_telemetry_path")
+    @classmethod
+    def _check_telemetry_path(cls, value: str) -> str:
+        if not value.startswith("/") or value in RESERVED_PATHS:
+            raise ValueError(f"must start with / and not be one of {', '.join(RESERVED_PATHS)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL, like " + DEFAULT_BASE_URL)
+        return value.rstrip("/")
+
+    @field_validator("admin_key")
+    @classmethod
+    def _check_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.admin_key is not None and self.admin_key_file is not None:
+            raise ValueError(
+                "OPENAI_ADMIN_KEY and OPENAI_ADMIN_KEY_FILE are both set: keep only one"
+            )
+        if self.admin_key is None and self.admin_key_file is None and not self.demo:
+            raise ValueError(
+                "no admin key: set OPENAI_ADMIN_KEY, or OPENAI_ADMIN_KEY_FILE to a file holding it "
+                "(an sk-admin-... key with read access to Organization Administration), "
+                "or run with --demo"
+            )
+        if self.cache_retry_interval > self.cache_ttl:
+            raise ValueError(
+                "--cache.retry-interval (OPENAI_EXPORTER_CACHE_RETRY_INTERVAL) must not exceed "
+                "--cache.ttl (OPENAI_EXPORTER_CACHE_TTL)"
+            )
+        return self
+
+    @property
+    def listen_address(self) -> ListenAddress:
+        return parse_listen_address(self.web_listen_address)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as the command line and the environment name it."""
+
+    flag: str
+    field: str
+    help: str
+    kind: Literal["value", "bool"] = "value"
+
+    @property
+    def env(self) -> str:
+        alias = _ENV_ALIASES.get(self.field)
+        return alias if alias else ENV_PREFIX + self.field.upper()
+
+
+_ENV_ALIASES = {
+    "admin_key": "OPENAI_ADMIN_KEY",
+    "admin_key_file": "OPENAI_ADMIN_KEY_FILE",
+    "base_url": "OPENAI_BASE_URL",
+}
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--openai.admin-key-file",
+        "admin_key_file",
+        "file holding the admin key, re-read at each refresh",
+    ),
+    Option("--openai.base-url", "base_url", f"Admin API base URL (default {DEFAULT_BASE_URL})"),
+    Option(
+        "--web.listen-address",
+        "web_listen_address",
+        f"host:port to listen on (default :{DEFAULT_PORT})",
+    ),
+    Option("--web.telemetry-path", "web_telemetry_path", "path of the metrics (default /metrics)"),
+    Option("--web.config.file", "web_config_file", "exporter-toolkit web config (TLS, basic auth)"),
+    Option(
+        "--cache.ttl", "cache_ttl", "how long a snapshot is served before a refresh (default 5m)"
+    ),
+    Option(
+        "--cache.retry-interval",
+        "cache_retry_interval",
+        "wait before retrying a failed or partial refresh (default 1m)",
+    ),
+    Option(
+        "--scrape.timeout-margin",
+        "scrape_timeout_margin",
+        "kept free of the scrape timeout for rendering (default 0.5s)",
+    ),
+    Option(
+        "--scrape.default-timeout",
+        "scrape_default_timeout",
+        "scrape timeout assumed when Prometheus sends none (default 10s)",
+    ),
+    Option("--log.level", "log_level", "debug, info, warning or error (default info)"),
+    Option("--log.format", "log_format", "text or json (default text)"),
+    Option(
+        "--openai.concurrency", "openai_concurrency", "key listings in flight at once (default 8)"
+    ),
+    Option(
+        "--openai.request-timeout",
+        "openai_request_timeout",
+        "timeout of one upstream request (default 30s)",
+    ),
+    Option(
+        "--openai.max-retries", "openai_max_retries", "retries of one upstream request (default 4)"
+    ),
+    Option(
+        "--openai.refresh-timeout",
+        "openai_refresh_timeout",
+        "deadline of a whole refresh (default 2m)",
+    ),
+    Option(
+        "--openai.include-archived",
+        "openai_include_archived",
+        "also list archived projects",
+        "bool",
+    ),
+    Option(
+        "--openai.project-include",
+        "openai_project_include",
+        "regex: keep only projects whose id or name matches",
+    ),
+    Option(
+        "--openai.project-exclude",
+        "openai_project_exclude",
+        "regex: drop projects whose id or name matches",
+    ),
+    Option(
+        "--metrics.owner-email",
+        "metrics_owner_email",
+        "add the owner_email label to openai_api_key_info",
+        "bool",
+    ),
+)
+_BY_FIELD = {option.field: option for option in OPTIONS}
+
+
+class ConfigError(Exception):
+    """One or more bad settings; each entry is one line for the user."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openai-key-exporter",
+        description="Prometheus exporter for the project API keys of an OpenAI organization. "
+        "The admin key comes from OPENAI_ADMIN_KEY or OPENAI_ADMIN_KEY_FILE, never a flag.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the settings and exit"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="serve a simulated organization (no key needed)",
+    )
+    for option in OPTIONS:
+        help_text = f"{option.help} [env {option.env}]"
+        if option.kind == "bool":
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                option.flag, dest=option.field, default=None, metavar="VALUE", help=help_text
+            )
+    return parser
+
+
+def _name_of(field: str) -> str:
+    option = _BY_FIELD.get(field)
+    if option is not None:
+        return f"{option.flag} ({option.env})"
+    if field == "admin_key":
+        return "OPENAI_ADMIN_KEY"
+    return f"--{field}"
+
+
+def _unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    known = {option.env for option in OPTIONS} | {ENV_PREFIX + "DEMO"}
+    return [
+        f"{name}: unknown setting (a typo?); known ones are listed by --help"
+        for name in sorted(environ)
+        if name.startswith(ENV_PREFIX) and name not in known
+    ]
+
+
+def load_settings(flags: argparse.Namespace | Mapping[str, Any]) -> Settings:
+    """Settings from flags over the environment, or ``ConfigError`` listing every problem."""
+    values = vars(flags) if isinstance(flags, argparse.Namespace) else dict(flags)
+    given = {
+        field: value
+        for field, value in values.items()
+        if field in Settings.model_fields and value is not None
+    }
+    problems = _unknown_environment(os.environ)
+    try:
+        settings = Settings(**given)
+    except ValidationError as error:
+        for detail in error.errors():
+            location = [str(part) for part in detail["loc"] if part != "__root__"]
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_name_of(location[0])}: {message}" if location else message)
+    if problems:
+        raise ConfigError(problems)
+    return settings
