@@ -1,0 +1,204 @@
+"""The simulator as an aiohttp app: the Admin API's project and API-key listings under /v1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from exporter.simulator import errors, params, wire
+from exporter.simulator.errors import ApiError
+from exporter.simulator.fault_responses import ConnectionAbortedByFaultError, act_out
+from exporter.simulator.faults import Endpoint, FaultInjector
+from exporter.simulator.ordered import UnknownCursorError
+from exporter.simulator.organization import Organization, UnknownProjectError
+from exporter.simulator.replies import Listing, Reply, body_of, json_response
+from exporter.simulator.wire import JsonObject
+
+ADMIN_KEY_PREFIX = "sk-admin-"
+# Status recorded for a request that got no HTTP response (a `reset` fault).
+NO_RESPONSE = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    endpoint: Endpoint
+    path: str
+    query: dict[str, str]
+    status: int  # NO_RESPONSE (0) when the connection was reset
+
+
+@dataclass
+class SimulatorState:
+    """Everything the simulator serves and remembers; tests mutate it while it serves."""
+
+    org: Organization
+    faults: FaultInjector = field(default_factory=FaultInjector)
+    # None: any sk-admin- bearer is accepted; a set: only these (key rotation tests).
+    accepted_admin_keys: set[str] | None = None
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def request_count(self, endpoint: Endpoint | None = None) -> int:
+        """Requests served so far, optionally for one endpoint only."""
+        if endpoint is None:
+            return len(self.requests)
+        return sum(1 for r in self.requests if r.endpoint == endpoint)
+
+
+SIMULATOR_STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
+
+_ROUTE_ENDPOINTS: dict[str, Endpoint] = {"projects": "projects", "api_keys": "api_keys"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_simulator_app(state: SimulatorState) -> web.Application:
+    app = web.Application(middlewares=[_record, _guard])
+    app[SIMULATOR_STATE] = state
+    app.router.add_get("/v1/organization/projects", _list_projects, name="projects")
+    app.router.add_get(
+        "/v1/organization/projects/{project_id}/api_keys", _list_api_keys, name="api_keys"
+    )
+    app.router.add_get("/v1/organization/projects/{project_id}", _get_project, name="project")
+    return app
+
+
+@asynccontextmanager
+async def serve_simulator(
+    state: SimulatorState, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve on `host`:`port` (0: any free port) and yield the base URL, e.g. http://127.0.0.1:4711/v1."""
+    # No access log: requests carry the bearer token, and nothing here may print it.
+    runner = web.AppRunner(create_simulator_app(state), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        url_host = f"[{host}]" if ":" in host else host
+        yield f"http://{url_host}:{bound_port}/v1"
+    finally:
+        await runner.cleanup()
+
+
+def _endpoint_of(request: web.Request) -> Endpoint:
+    name = request.match_info.route.name
+    return _ROUTE_ENDPOINTS.get(name or "", "other")
+
+
+@web.middleware
+async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every request with the status it got, so tests can count upstream calls."""
+    state = request.app[SIMULATOR_STATE]
+    status = NO_RESPONSE
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except ConnectionAbortedByFaultError:
+        # The connection is gone; aiohttp's write of this fails quietly.
+        return web.Response(status=500)
+    finally:
+        state.requests.append(
+            RecordedRequest(_endpoint_of(request), request.path, dict(request.query), status)
+        )
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown URLs, latency, the bearer check, and ApiError as the API's error body."""
+    state = request.app[SIMULATOR_STATE]
+    try:
+        routing_error = request.match_info.http_exception
+        if routing_error is not None:
+            raise errors.invalid_url(request.method, request.path, routing_error.status)
+        if state.faults.latency > 0:
+            await asyncio.sleep(state.faults.latency)
+        _check_bearer(request, state.accepted_admin_keys)
+        return await handler(request)
+    except ApiError as error:
+        return json_response(error.body(), status=error.status, headers=error.headers())
+
+
+def _check_bearer(request: web.Request, accepted: set[str] | None) -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise errors.missing_key()
+    if not token.startswith(ADMIN_KEY_PREFIX):
+        raise errors.not_admin_key()
+    if accepted is not None and token not in accepted:
+        raise errors.rejected_admin_key()
+
+
+async def _answer(
+    request: web.Request, project_id: str | None, answer: Callable[[], Reply]
+) -> web.StreamResponse:
+    endpoint = _endpoint_of(request)
+    fault = request.app[SIMULATOR_STATE].faults.take(endpoint, project_id)
+    if fault is not None:
+        return await act_out(fault, request, endpoint, answer)
+    return json_response(body_of(answer()))
+
+
+async def _list_projects(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        archived = params.include_archived(request.query)
+
+        def pager(after: str | None, limit: int) -> tuple[list[JsonObject], bool]:
+            try:
+                found = org.page_projects(include_archived=archived, after=after, limit=limit)
+            except UnknownCursorError:
+                raise params.unknown_cursor(after or "") from None
+            return [wire.project(p) for p in found.items], found.has_more
+
+        return Listing(pager, page.after, page.limit)
+
+    return await _answer(request, None, answer)
+
+
+async def _list_api_keys(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    project_id = request.match_info["project_id"]
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        access = params.owner_project_access(request.query)
+        _require_project(org, project_id)
+
+        def pager(after: str | None, limit: int) -> tuple[list[JsonObject], bool]:
+            try:
+                found = org.page_keys(project_id, access=access, after=after, limit=limit)
+            except UnknownCursorError:
+                raise params.unknown_cursor(after or "") from None
+            except UnknownProjectError:
+                raise errors.project_not_found(project_id) from None
+            return [wire.api_key(k) for k in found.items], found.has_more
+
+        return Listing(pager, page.after, page.limit)
+
+    return await _answer(request, project_id, answer)
+
+
+async def _get_project(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    project_id = request.match_info["project_id"]
+
+    def answer() -> Reply:
+        _require_project(org, project_id)
+        return wire.project(org.project(project_id))
+
+    return await _answer(request, project_id, answer)
+
+
+def _require_project(org: Organization, project_id: str) -> None:
+    try:
+        org.project(project_id)
+    except UnknownProjectError:
+        raise errors.project_not_found(project_id) from None

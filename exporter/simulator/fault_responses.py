@@ -1,0 +1,121 @@
+"""Acting out a `Fault` on the wire, on top of the answer the request would get."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from exporter.simulator import wire
+from exporter.simulator.errors import error_for_status
+from exporter.simulator.faults import Endpoint, Fault
+from exporter.simulator.replies import Listing, Reply, body_of, json_response
+from exporter.simulator.wire import JsonObject
+
+OVERSIZE_FACTOR = 10
+MALFORMED_BODY = b'{"object": "list", "data": [{"id": "proj_trunc'
+
+
+class ConnectionAbortedByFaultError(Exception):
+    """Raised after a `reset` fault closed the connection: no response may follow."""
+
+
+async def act_out(
+    fault: Fault,
+    request: web.Request,
+    endpoint: Endpoint,
+    answer: Callable[[], Reply],
+) -> web.StreamResponse:
+    """The response (or the lack of one) that `fault` makes of this request.
+
+    `answer` computes the normal answer lazily; it may raise ApiError (bad
+    parameters, unknown project), which then is the answer, fault or not.
+    """
+    if fault.kind == "status":
+        error = error_for_status(
+            fault.status,
+            fault.message,
+            retry_after=fault.retry_after,
+            retry_after_ms=fault.retry_after_ms,
+        )
+        return json_response(error.body(), status=error.status, headers=error.headers())
+    if fault.kind == "reset":
+        _reset(request)
+    if fault.kind == "slow":
+        await asyncio.sleep(fault.delay)
+        return json_response(body_of(answer()))
+    if fault.kind == "truncated":
+        return await _truncated(request, wire.dumps(body_of(answer())))
+    if fault.kind == "malformed_json":
+        return web.Response(body=MALFORMED_BODY, content_type="application/json")
+    if fault.kind == "wrong_shape":
+        return json_response(_wrong_shape(body_of(answer()), endpoint))
+    reply = answer()
+    if not isinstance(reply, Listing):
+        return json_response(reply)  # cursor faults only bend lists
+    if fault.kind == "repeat_cursor":
+        return json_response(_repeated_first_page(reply))
+    return json_response(_oversized(reply))
+
+
+def _reset(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        sock: Any = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0 makes close() send RST instead of FIN: a reset, not an EOF.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    raise ConnectionAbortedByFaultError
+
+
+async def _truncated(request: web.Request, body: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/json"
+    response.content_length = len(body) + 1024
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.close()  # flushes what was written, then FIN
+    return response
+
+
+def _wrong_shape(body: JsonObject, endpoint: Endpoint) -> JsonObject:
+    """Valid JSON a schema-following parser must refuse."""
+    if endpoint == "projects":
+        # `data` an object keyed by id instead of an array.
+        return {**body, "data": {item["id"]: item for item in body.get("data", [])}}
+    if endpoint == "api_keys":
+        # Timestamps as ISO strings instead of unix seconds.
+        items = [
+            {**item, "created_at": "2024-03-26T16:45:33Z", "last_used_at": "yesterday"}
+            for item in body.get("data", [])
+        ]
+        return {**body, "data": items or [{"id": "key_wrong_shape", "created_at": "today"}]}
+    return {**body, "created_at": "2024-03-26T16:45:33Z"}
+
+
+def _repeated_first_page(listing: Listing) -> JsonObject:
+    """The first page whatever `after` says, claiming more: following it loops forever."""
+    items, _ = listing.pager(None, listing.limit)
+    body = wire.envelope(items, has_more=True)
+    if body["last_id"] is None:
+        body["last_id"] = listing.after
+    return body
+
+
+def _oversized(listing: Listing) -> JsonObject:
+    """Ten times `limit` valid items; padded with clones under derived ids if the list is short."""
+    wanted = listing.limit * OVERSIZE_FACTOR
+    items, has_more = listing.pager(listing.after, wanted)
+    if items and len(items) < wanted:
+        template = items[-1]
+        items = items + [
+            {**template, "id": f"{template['id']}_extra{n}"} for n in range(wanted - len(items))
+        ]
+        has_more = False  # the clones' ids are no cursor the list knows
+    return wire.envelope(items, has_more=has_more)

@@ -1,0 +1,130 @@
+"""Upstream failures to inject: what can go wrong, and which request it hits.
+
+Pure bookkeeping, no HTTP: `FaultInjector.take` says which fault (if any) the
+next request suffers; `fault_responses` acts it out on the wire.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+FaultKind = Literal[
+    "status",
+    "slow",
+    "reset",
+    "truncated",
+    "malformed_json",
+    "wrong_shape",
+    "repeat_cursor",
+    "oversized_page",
+]
+ListEndpoint = Literal["projects", "api_keys"]
+Endpoint = Literal["projects", "api_keys", "other"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One failure.
+
+    - status: answer `status` with the API's error body (and Retry-After /
+      retry-after-ms when given); an empty `message` means the API's usual one.
+    - slow: sleep `delay` seconds, then answer normally.
+    - reset: abort the TCP connection (RST) without any response.
+    - truncated: a 200 whose Content-Length exceeds the bytes sent; then close.
+    - malformed_json: a 200 whose body is not JSON.
+    - wrong_shape: a 200 of valid JSON that breaks the schema.
+    - repeat_cursor: ignore `after`; always the first page, with has_more true.
+    - oversized_page: ten times `limit` items, all valid.
+    """
+
+    kind: FaultKind
+    status: int = 500
+    retry_after: str | None = None  # the raw Retry-After header value
+    retry_after_ms: int | None = None
+    delay: float = 0.0
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind == "status" and not 400 <= self.status <= 599:
+            raise ValueError(f"a status fault needs a 4xx or 5xx status, not {self.status}")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+
+
+@dataclass
+class _Armed:
+    fault: Fault
+    endpoint: ListEndpoint | None
+    project_id: str | None
+    remaining: int | None  # None: until cleared
+
+    def matches(self, endpoint: Endpoint, project_id: str | None) -> bool:
+        if self.endpoint is not None and self.endpoint != endpoint:
+            return False
+        return self.project_id is None or self.project_id == project_id
+
+
+class FaultInjector:
+    """Faults armed for coming requests, plus an optional random mix.
+
+    Armed faults are tried first, oldest first; the first that matches the
+    request is used and spends one of its `times`. Only when none matches does
+    the random mix get a chance.
+    """
+
+    def __init__(self, *, latency: float = 0.0) -> None:
+        self.latency = latency  # seconds added to every request
+        self._armed: list[_Armed] = []
+        self._random_rate = 0.0
+        self._random_faults: tuple[Fault, ...] = ()
+        self._rng = random.Random(0)
+
+    def add(
+        self,
+        fault: Fault,
+        *,
+        endpoint: ListEndpoint | None = None,
+        project_id: str | None = None,
+        times: int | None = 1,
+    ) -> None:
+        """Arm `fault` for the next `times` matching requests (None: until `clear`)."""
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1, or None for until cleared")
+        self._armed.append(_Armed(fault, endpoint, project_id, times))
+
+    def set_random(self, rate: float, faults: Sequence[Fault], seed: int) -> None:
+        """Hit each request with probability `rate` by one of `faults`, reproducibly."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        if rate > 0 and not faults:
+            raise ValueError("a random rate needs at least one fault to pick from")
+        self._random_rate = rate
+        self._random_faults = tuple(faults)
+        self._rng = random.Random(seed)
+
+    def clear(self) -> None:
+        """Disarm everything, the random mix included; latency stays."""
+        self._armed.clear()
+        self._random_rate = 0.0
+        self._random_faults = ()
+
+    def pending(self) -> int:
+        """Armed faults not yet spent (each counts once, however many times it has left)."""
+        return len(self._armed)
+
+    def take(self, endpoint: Endpoint, project_id: str | None = None) -> Fault | None:
+        """The fault this request suffers, spending it; None for a normal answer."""
+        for index, armed in enumerate(self._armed):
+            if not armed.matches(endpoint, project_id):
+                continue
+            if armed.remaining is not None:
+                armed.remaining -= 1
+                if armed.remaining == 0:
+                    del self._armed[index]
+            return armed.fault
+        if self._random_rate > 0 and self._rng.random() < self._random_rate:
+            return self._random_faults[self._rng.randrange(len(self._random_faults))]
+        return None
