@@ -1,0 +1,42 @@
+"""Shared fixtures: a simulated Admin API on loopback and exporters pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from exporter.app import create_app
+from exporter.simulator.app import SimulatorState, serve_simulator
+from exporter.simulator.organization import Organization
+from tests.support import ExporterFactory, FakeTime, Simulation, exporter_settings
+
+
+@pytest.fixture
+async def simulation() -> AsyncIterator[Simulation]:
+    state = SimulatorState(org=Organization(seed=1))
+    async with serve_simulator(state) as base_url:
+        yield Simulation(state, base_url)
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def start_exporter(
+    simulation: Simulation, fake_time: FakeTime, aiohttp_client: Any
+) -> ExporterFactory:
+    """Starts an exporter against the simulation; keyword arguments override settings."""
+
+    async def start(**overrides: Any) -> TestClient[Any, Any]:
+        settings = exporter_settings(simulation.base_url, **overrides)
+        client: TestClient[Any, Any] = await aiohttp_client(
+            create_app(settings, clocks=fake_time.clocks())
+        )
+        return client
+
+    return start

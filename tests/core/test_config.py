@@ -1,0 +1,189 @@
+"""Configuration: flags over environment, one line per problem, exit status 2."""
+
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.config import ConfigError, build_parser, load_settings
+
+CANARY = "sk-admin-CANARY-config-0000"
+
+
+def settings_from(argv: list[str]):  # type: ignore[no-untyped-def]
+    return load_settings(build_parser().parse_args(argv))
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OPENAI_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    settings = settings_from([])
+    assert settings.listen_address.port == 9471
+    assert settings.listen_address.host is None
+    assert settings.web_telemetry_path == "/metrics"
+    assert settings.cache_ttl == 300.0
+    assert settings.openai_concurrency == 8
+    assert settings.base_url == "https://api.openai.com/v1"
+    assert not settings.metrics_owner_email
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_EXPORTER_CACHE_TTL", "10m")
+    monkeypatch.setenv("OPENAI_EXPORTER_OPENAI_INCLUDE_ARCHIVED", "true")
+    settings = settings_from(["--cache.ttl", "90s", "--no-openai.include-archived"])
+    assert settings.cache_ttl == 90.0
+    assert settings.openai_include_archived is False
+
+
+def test_environment_names_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(CANARY)
+    for name, value in {
+        "OPENAI_ADMIN_KEY_FILE": str(key_file),
+        "OPENAI_BASE_URL": "http://127.0.0.1:1/v1/",
+        "OPENAI_EXPORTER_WEB_LISTEN_ADDRESS": "127.0.0.1:9000",
+        "OPENAI_EXPORTER_WEB_TELEMETRY_PATH": "/m",
+        "OPENAI_EXPORTER_CACHE_TTL": "1h",
+        "OPENAI_EXPORTER_LOG_FORMAT": "json",
+        "OPENAI_EXPORTER_OPENAI_CONCURRENCY": "16",
+        "OPENAI_EXPORTER_OPENAI_PROJECT_EXCLUDE": "sandbox-.*",
+        "OPENAI_EXPORTER_METRICS_OWNER_EMAIL": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_from([])
+    assert settings.admin_key_file == key_file
+    assert settings.base_url == "http://127.0.0.1:1/v1"
+    assert str(settings.listen_address) == "127.0.0.1:9000"
+    assert settings.web_telemetry_path == "/m"
+    assert settings.cache_ttl == 3600.0
+    assert settings.log_format == "json"
+    assert settings.openai_concurrency == 16
+    assert settings.openai_project_exclude is not None
+    assert settings.openai_project_exclude.fullmatch("sandbox-1")
+    assert settings.metrics_owner_email
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--cache.ttl", "5x"], "--cache.ttl (OPENAI_EXPORTER_CACHE_TTL): invalid duration"),
+        (["--cache.ttl", "0"], "--cache.ttl (OPENAI_EXPORTER_CACHE_TTL): Input should be greater"),
+        (
+            ["--openai.concurrency", "0"],
+            "--openai.concurrency (OPENAI_EXPORTER_OPENAI_CONCURRENCY)",
+        ),
+        (
+            ["--openai.concurrency", "many"],
+            "--openai.concurrency (OPENAI_EXPORTER_OPENAI_CONCURRENCY)",
+        ),
+        (
+            ["--openai.max-retries", "99"],
+            "--openai.max-retries (OPENAI_EXPORTER_OPENAI_MAX_RETRIES)",
+        ),
+        (
+            ["--web.listen-address", "9471"],
+            "--web.listen-address (OPENAI_EXPORTER_WEB_LISTEN_ADDRESS)",
+        ),
+        (["--web.listen-address", ":70000"], "port 70000 is out of range"),
+        (
+            ["--web.telemetry-path", "/healthz"],
+            "--web.telemetry-path (OPENAI_EXPORTER_WEB_TELEMETRY_PATH)",
+        ),
+        (["--log.level", "loud"], "--log.level (OPENAI_EXPORTER_LOG_LEVEL)"),
+        (["--log.format", "xml"], "--log.format (OPENAI_EXPORTER_LOG_FORMAT)"),
+        (["--openai.base-url", "ftp://x"], "--openai.base-url (OPENAI_BASE_URL)"),
+        (
+            ["--openai.project-include", "("],
+            "--openai.project-include (OPENAI_EXPORTER_OPENAI_PROJECT_INCLUDE)",
+        ),
+        (["--cache.retry-interval", "10m"], "must not exceed --cache.ttl"),
+    ],
+)
+def test_each_bad_setting_is_one_line_naming_it(
+    argv: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert expected in lines[0]
+    assert CANARY not in err
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_EXPORTER_CACHE_TTLL", "5m")
+    with pytest.raises(ConfigError) as caught:
+        settings_from(["--cache.ttl", "soon", "--openai.concurrency", "0"])
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert problems[0].startswith("OPENAI_EXPORTER_CACHE_TTLL: unknown setting")
+
+
+def test_missing_key_explains_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "OPENAI_ADMIN_KEY" in err
+    assert "OPENAI_ADMIN_KEY_FILE" in err
+    assert "--demo" in err
+
+
+def test_both_key_sources_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_ADMIN_KEY_FILE", str(tmp_path / "key"))
+    with pytest.raises(ConfigError, match="both set"):
+        settings_from([])
+
+
+def test_empty_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "  ")
+    with pytest.raises(ConfigError, match="OPENAI_ADMIN_KEY: is empty"):
+        settings_from([])
+
+
+def test_demo_needs_no_key() -> None:
+    assert settings_from(["--demo"]).demo
+
+
+def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--cache.tll", "5m"])
+    assert caught.value.code == 2
+    assert "--cache.tll" in capsys.readouterr().err
+
+
+def test_check_config_validates_and_exits(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    assert main(["--check-config"]) == 0
+    out = capsys.readouterr()
+    assert "configuration OK" in out.out
+    assert CANARY not in out.out + out.err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from exporter import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"openai-key-exporter {__version__}"
+
+
+def test_the_key_never_shows_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    settings = settings_from([])
+    assert CANARY not in repr(settings)
+    assert CANARY not in str(settings.model_dump())

@@ -1,0 +1,77 @@
+"""Helpers shared by the test suites: simulations, exporter settings, parsed samples."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from exporter.config import Settings
+from exporter.simulator.app import SimulatorState
+from exporter.simulator.organization import Organization
+from exporter.upstream import Clocks
+
+FAKE_ADMIN_KEY = "sk-admin-test-fake"
+DAY = 86400
+
+
+@dataclass
+class Simulation:
+    state: SimulatorState
+    base_url: str
+
+    @property
+    def org(self) -> Organization:
+        return self.state.org
+
+    def requests_to(self, endpoint: str) -> list[dict[str, str]]:
+        return [r.query for r in self.state.requests if r.endpoint == endpoint]
+
+
+def exporter_settings(base_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"admin_key": SecretStr(FAKE_ADMIN_KEY), "base_url": base_url}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class FakeTime:
+    """Monotonic time that tests move; sleeps are recorded and return at once."""
+
+    monotonic_now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.monotonic_now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def clocks(self) -> Clocks:
+        return Clocks(monotonic=self.monotonic, sleep=self.sleep)
+
+
+ExporterFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_samples(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def series(samples: Samples, name: str) -> list[dict[str, str]]:
+    return [dict(labels) for (metric, labels) in samples if metric == name]
