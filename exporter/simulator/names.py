@@ -11,10 +11,10 @@ import random
 
 AWKWARD_PROJECT_NAMES: tuple[str, ...] = (
     'Team "Alpha"',
-    "C:\\Projects\\billing\\",
-    "multi\nline\nproject",
     "🚀 Launch 🌕",
+    "C:\\Projects\\billing\\",
     "Проект Север",
+    "multi\nline\nproject",
     "数据平台",
     "<script>alert(1)</script> & co",
     "tab\tseparated",

@@ -334,7 +334,7 @@ class _Builder:
                 owner = self._member(owners.active_users, owners)
             last_used: int | None = None
             if rng.random() >= spec.never_used_fraction:
-                last_used = created + int(rng.random() * (newest - created))
+                last_used = self._last_use(created, newest)
             self.org.add_key(
                 project.id,
                 names.key_name(rng, self.key_index, spec.awkward_names),
@@ -344,6 +344,12 @@ class _Builder:
                 owner_project_access=access,
             )
             self.key_index += 1
+
+    def _last_use(self, created: int, newest: int) -> int:
+        # Half the used keys are in daily use; the rest went quiet at any time.
+        if self.rng.random() < 0.5:
+            return max(created, newest - self.rng.randrange(2 * DAY))
+        return created + int(self.rng.random() * (newest - created))
 
     def _member(self, pool: list[SimUser], owners: _ProjectOwners) -> SimUser:
         """A user of this project from `pool`, which grows now and then (up to 4)."""
