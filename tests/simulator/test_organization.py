@@ -9,6 +9,7 @@ import pytest
 from exporter.simulator.ordered import UnknownCursorError
 from exporter.simulator.organization import (
     Organization,
+    OwnerProjectAccess,
     SimServiceAccount,
     SimUser,
     UnknownProjectError,
@@ -105,7 +106,7 @@ def test_pages_follow_cursors_through_filtered_items() -> None:
     org = Organization(now=NOW)
     project = org.add_project("p")
     for i in range(7):
-        access = "inactive" if i % 2 else "active"
+        access: OwnerProjectAccess = "inactive" if i % 2 else "active"
         org.add_key(project.id, str(i), id=f"key_{i}", created_at=NOW, owner_project_access=access)
 
     first = org.page_keys(project.id, access="active", after=None, limit=2)
