@@ -97,7 +97,9 @@ async def metrics(request: web.Request) -> web.Response:
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
     # Rendering a large organization takes a while: keep the event loop free for probes.
     body = await asyncio.get_running_loop().run_in_executor(None, _render, encoder, view, use_gzip)
-    response = web.Response(body=body, headers={"Content-Type": content_type})
+    response = web.Response(
+        body=body, headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+    )
     if use_gzip:
         response.headers["Content-Encoding"] = "gzip"
     return response

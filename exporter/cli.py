@@ -11,7 +11,7 @@ from aiohttp import web
 from exporter import __version__
 from exporter.app import create_app
 from exporter.config import ConfigError, Settings, build_parser, load_settings
-from exporter.logs import configure_logging
+from exporter.logs import configure_logging, redact
 
 log = logging.getLogger("exporter")
 
@@ -28,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(flags)
     except ConfigError as error:
         for problem in error.problems:
-            print(f"openai-key-exporter: {problem}", file=sys.stderr)
+            # A key pasted into the wrong setting must not be echoed back.
+            print(f"openai-key-exporter: {redact(problem)}", file=sys.stderr)
         return EXIT_CONFIG
     if flags.check_config:
         print("openai-key-exporter: configuration OK")
