@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
@@ -22,7 +23,7 @@ def free_port() -> int:
 
 
 def exporter_command() -> list[str]:
-    found = shutil.which("openai-key-exporter", path=os.path.dirname(sys.executable))
+    found = shutil.which("openai-key-exporter", path=str(Path(sys.executable).parent))
     return [found] if found else [sys.executable, "-m", "exporter"]
 
 
@@ -36,10 +37,10 @@ class RunningExporter:
     def stderr(self) -> str:
         return b"".join(self.stderr_chunks).decode(errors="replace")
 
-    async def wait_until_ready(self, timeout: float = 20.0) -> None:
-        """Polls /readyz until 200, at most ``timeout`` seconds."""
+    async def wait_until_ready(self, within: float = 20.0) -> None:
+        """Polls /readyz until 200, at most ``within`` seconds."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         async with aiohttp.ClientSession() as session:
             while loop.time() < deadline:
                 if self.process.returncode is not None:
@@ -51,12 +52,12 @@ class RunningExporter:
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"exporter not ready within {timeout}s:\n{self.stderr}")
+        raise AssertionError(f"exporter not ready within {within}s:\n{self.stderr}")
 
-    async def stop(self, timeout: float = 10.0) -> int:
+    async def stop(self, within: float = 10.0) -> int:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), timeout)
+        return await asyncio.wait_for(self.process.wait(), within)
 
 
 @asynccontextmanager
