@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -26,6 +25,7 @@ from exporter.api_models import (
 )
 from exporter.errors import Endpoint, UpstreamError, reason_for_status
 from exporter.health import ExporterHealth
+from exporter.logs import redact
 from exporter.retry import RetryPolicy, is_retryable_status
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 PAGE_LIMIT = 100  # the API's maximum: fewest requests per listing
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a full page is ~100 KB; far larger is not a page
 MAX_MESSAGE_CHARS = 300
-_KEY_LIKE = re.compile(r"sk-[A-Za-z0-9*_.\-]+")
 
 PageT = TypeVar("PageT", ProjectPage, ProjectKeyPage)
 Sleep = Callable[[float], Awaitable[None]]
@@ -41,7 +40,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def sanitize_message(text: str) -> str:
     """The API's own error text, shortened and with anything key-like blanked out."""
-    return _KEY_LIKE.sub("sk-[redacted]", text.strip())[:MAX_MESSAGE_CHARS]
+    return redact(text.strip())[:MAX_MESSAGE_CHARS]
 
 
 class AdminApiClient:

@@ -8,10 +8,11 @@ import re
 import sys
 from datetime import UTC, datetime
 
-_KEY_LIKE = re.compile(r"sk-[A-Za-z0-9*_.\-]{4,}")
+_KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9*_.\-]{4,}")
 
 
 def redact(text: str) -> str:
+    """``text`` with anything shaped like an OpenAI key (``sk-...``) blanked out."""
     return _KEY_LIKE.sub("sk-[redacted]", text)
 
 

@@ -53,9 +53,3 @@ class Inventory:
     @property
     def key_count(self) -> int:
         return sum(len(project.keys) for project in self.projects if project.keys is not None)
-
-    def project(self, project_id: str) -> ProjectRecord | None:
-        for project in self.projects:
-            if project.id == project_id:
-                return project
-        return None
