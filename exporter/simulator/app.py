@@ -112,11 +112,11 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Unknown URLs, latency, the bearer check, and ApiError as the API's error body."""
     state = request.app[SIMULATOR_STATE]
     try:
+        if state.faults.latency > 0:
+            await asyncio.sleep(state.faults.latency)
         routing_error = request.match_info.http_exception
         if routing_error is not None:
             raise errors.invalid_url(request.method, request.path, routing_error.status)
-        if state.faults.latency > 0:
-            await asyncio.sleep(state.faults.latency)
         _check_bearer(request, state.accepted_admin_keys)
         return await handler(request)
     except ApiError as error:

@@ -203,7 +203,7 @@ class Organization:
             raise UnknownProjectError(project_id)
         return project
 
-    def projects(self, include_archived: bool) -> list[SimProject]:
+    def projects(self, include_archived: bool = False) -> list[SimProject]:
         return [p for p in self._projects if include_archived or p.status != "archived"]
 
     def keys(self, project_id: str) -> list[SimApiKey]:
