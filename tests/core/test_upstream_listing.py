@@ -223,3 +223,57 @@ async def test_broken_connections_are_network_errors(
     samples = parse_samples(await scrape(await start_exporter(openai_max_retries=1)))
     assert sample(samples, "openai_exporter_refresh_errors_total", reason="network") == 1
     assert sample(samples, "openai_up") == 0
+
+
+async def test_a_refresh_never_outlives_its_deadline(
+    simulation: Simulation, start_exporter: ExporterFactory, fake_time: FakeTime
+) -> None:
+    fast = simulation.org.add_project("fast")
+    slow = simulation.org.add_project("slow")
+    add_keys(simulation, fast.id, 1)
+    add_keys(simulation, slow.id, 1)
+    client = await start_exporter(openai_refresh_timeout=1.5)
+    first = parse_samples(await scrape(client))
+    assert sample(first, "openai_up") == 1
+    simulation.org.add_key(fast.id, "late", created_at=int(time.time()))
+    simulation.state.faults.add(Fault("slow", delay=5), endpoint="api_keys", project_id=slow.id)
+    fake_time.monotonic_now += 301
+    samples = parse_samples(await scrape(client))
+    assert sample(samples, "openai_exporter_refresh_errors_total", reason="timeout") == 1
+    assert sample(samples, "openai_exporter_refreshes_total", result="partial") == 1
+    assert sample(samples, "openai_project_api_keys", project_id=fast.id) == 2
+    assert sample(samples, "openai_project_api_keys", project_id=slow.id) == 1
+    duration = sample(samples, "openai_exporter_refresh_duration_seconds")
+    assert duration is not None
+    assert duration < 5
+
+
+async def test_a_listing_longer_than_the_page_bound_stops_with_an_error(
+    simulation: Simulation,
+) -> None:
+    import aiohttp
+    from pydantic import SecretStr
+
+    from exporter.client import AdminApiClient
+    from exporter.errors import UpstreamError
+    from exporter.health import ExporterHealth
+    from exporter.retry import RetryPolicy
+
+    project = simulation.org.add_project("big")
+    add_keys(simulation, project.id, 250)
+    async with aiohttp.ClientSession() as session:
+        client = AdminApiClient(
+            session,
+            simulation.base_url,
+            SecretStr("sk-admin-test-fake"),
+            health=ExporterHealth(),
+            retry=RetryPolicy(max_retries=0),
+            request_timeout=5,
+            max_pages=2,
+        )
+        with pytest.raises(UpstreamError) as caught:
+            await client.project_keys(project.id)
+    assert caught.value.reason == "bad_response"
+    assert caught.value.project_id == project.id
+    assert "more than 2 pages" in str(caught.value)
+    assert len(simulation.requests_to("api_keys")) == 2
