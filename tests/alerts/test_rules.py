@@ -1,0 +1,378 @@
+"""The shipped alert rules, proven with promtool and amtool (never mocked)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.alerts.rules import (
+    ALERTMANAGER_EXAMPLE,
+    AMTOOL,
+    CONTRACT_METRICS,
+    DASHBOARDS_DOC,
+    EXPORTER_ALERTS,
+    KEY_ALERTS,
+    PROJECT_ALERTS,
+    PROMETHEUS_METRICS,
+    PROMTOOL,
+    RULE_TESTS_DIR,
+    RULES_FILE,
+    RUNBOOK,
+    RUNBOOK_URL,
+    Rule,
+    alerts,
+    duration_seconds,
+    load_rule_document,
+    load_rules,
+    metric_names,
+    recording_rule_names,
+    require_tool,
+)
+
+# Every shipped alert, by name and severity. An alert renamed or removed by accident
+# breaks this list; a deliberate change updates it (and the runbook, and the docs).
+SHIPPED_ALERTS = {
+    "OpenAIApiKeyUnused": "warning",
+    "OpenAIApiKeyNeverUsed": "warning",
+    "OpenAIApiKeyRotationDue": "warning",
+    "OpenAIApiKeyRotationOverdue": "critical",
+    "OpenAIApiKeyOwnerInactive": "warning",
+    "OpenAIProjectTooManyKeys": "info",
+    "OpenAIExporterDown": "critical",
+    "OpenAIExporterRefreshFailing": "warning",
+    "OpenAIExporterDataStale": "warning",
+    "OpenAIExporterRateLimited": "info",
+}
+SHIPPED_RECORDING_RULES = {
+    "openai_api_key:info",
+    "openai_api_key:age_seconds",
+    "openai_api_key:idle_seconds",
+    "openai_api_key:never_used",
+}
+GRAFANA_URL = "https://grafana.example.com"
+DASHBOARD_OF = {
+    **dict.fromkeys(KEY_ALERTS + PROJECT_ALERTS, "openai-api-keys"),
+    **dict.fromkeys(EXPORTER_ALERTS, "openai-key-exporter-health"),
+}
+
+# Moves of each threshold, one each way: the unit tests must notice every one.
+THRESHOLD_MUTATIONS = [
+    ("OpenAIApiKeyUnused", "90 * 86400", "88 * 86400"),
+    ("OpenAIApiKeyUnused", "90 * 86400", "101 * 86400"),
+    ("OpenAIApiKeyNeverUsed", "30 * 86400", "28 * 86400"),
+    ("OpenAIApiKeyNeverUsed", "30 * 86400", "41 * 86400"),
+    ("OpenAIApiKeyRotationDue", "180 * 86400", "178 * 86400"),
+    ("OpenAIApiKeyRotationDue", "180 * 86400", "201 * 86400"),
+    ("OpenAIApiKeyRotationOverdue", "365 * 86400", "364 * 86400"),
+    ("OpenAIApiKeyRotationOverdue", "365 * 86400", "401 * 86400"),
+    ("OpenAIApiKeyOwnerInactive", '"inactive"', '"active"'),
+    ("OpenAIProjectTooManyKeys", "> 50", "> 49"),
+    ("OpenAIProjectTooManyKeys", "> 50", "> 51"),
+    ("OpenAIExporterDown", "== 0", "== 1"),
+    ("OpenAIExporterRefreshFailing", "== 0", "== 1"),
+    ("OpenAIExporterDataStale", "> 3600", "> 2900"),
+    ("OpenAIExporterDataStale", "> 3600", "> 4900"),
+    ("OpenAIExporterRateLimited", "> 0", "> -1"),
+    ("OpenAIExporterRateLimited", "> 0", "> 15"),
+    ("OpenAIExporterRateLimited", '"rate_limited"', '"server_error"'),
+]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def rule_test_files() -> list[Path]:
+    files = sorted(RULE_TESTS_DIR.glob("*.test.yml"))
+    assert files, f"no promtool test files in {RULE_TESTS_DIR}"
+    return files
+
+
+def alert_cases(path: Path) -> list[dict[str, Any]]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [case for test in document["tests"] for case in test.get("alert_rule_test") or []]
+
+
+def all_alert_cases() -> list[dict[str, Any]]:
+    return [case for path in rule_test_files() for case in alert_cases(path)]
+
+
+# --------------------------------------------------------------------------- promtool
+
+
+def test_promtool_check_rules() -> None:
+    result = run(require_tool(PROMTOOL), "check", "rules", str(RULES_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    total = len(SHIPPED_ALERTS) + len(SHIPPED_RECORDING_RULES)
+    assert f"SUCCESS: {total} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    files = [str(path) for path in rule_test_files()]
+    result = run(require_tool(PROMTOOL), "test", "rules", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+def test_shipped_alert_names_are_exactly_these() -> None:
+    assert {name: rule.labels.get("severity") for name, rule in alerts().items()} == (
+        SHIPPED_ALERTS
+    )
+    assert set(KEY_ALERTS + PROJECT_ALERTS + EXPORTER_ALERTS) == set(SHIPPED_ALERTS)
+
+
+def test_shipped_recording_rules_are_exactly_these() -> None:
+    assert recording_rule_names() == SHIPPED_RECORDING_RULES
+
+
+def test_rule_names_are_unique() -> None:
+    names = [rule.name for rule in load_rules()]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: rule.name)
+def test_rule_uses_only_contract_metrics(rule: Rule) -> None:
+    known = CONTRACT_METRICS | PROMETHEUS_METRICS | recording_rule_names()
+    used = metric_names(rule.expr)
+    assert used, f"{rule.name} selects no metric"
+    assert used <= known, f"{rule.name} uses unknown metrics {used - known}"
+
+
+def test_recording_rules_come_before_their_users_in_the_same_group() -> None:
+    """Rules of a group run in order: a recording rule read by a later rule of the same
+    group is fresh. Across groups it would lag one evaluation."""
+    for group in load_rule_document()["groups"]:
+        recorded: set[str] = set()
+        for raw in group["rules"]:
+            rule = Rule(group=group["name"], raw=raw)
+            used = metric_names(rule.expr) & recording_rule_names()
+            assert used <= recorded, f"{rule.name} reads {used - recorded} before it is recorded"
+            if not rule.is_alert:
+                recorded.add(rule.name)
+
+
+# --------------------------------------------------------------- conventions
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
+def test_alert_conventions(name: str) -> None:
+    rule = alerts()[name]
+    assert re.fullmatch(r"OpenAI(ApiKey|Project|Exporter)[A-Z][A-Za-z]+", name)
+    assert rule.for_ is not None, f"{name} has no for:"
+    assert duration_seconds(rule.for_) > 0
+    assert set(rule.labels) == {"severity"}
+    assert set(rule.annotations) == {"summary", "description", "runbook_url", "dashboard_url"}
+
+    summary = rule.annotations["summary"]
+    assert "{{" not in summary, "summary must be static"
+    assert "$" not in summary, "summary must be static"
+    assert summary.endswith("."), "summary ends with a period"
+    assert summary[0].isupper()
+
+    description = rule.annotations["description"]
+    if name in KEY_ALERTS:
+        needed = ["project_name", "project_id", "api_key_name", "api_key_id", "owner_name"]
+    elif name in PROJECT_ALERTS:
+        needed = ["project_name", "project_id"]
+    else:
+        needed = ["job"]
+    for label in needed:
+        assert "{{ $labels." + label + " }}" in description, f"{name} description lacks {label}"
+
+    assert rule.annotations["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}"
+    dashboard_url = rule.annotations["dashboard_url"]
+    uid = DASHBOARD_OF[name]
+    assert dashboard_url.startswith(f"{GRAFANA_URL}/d/{uid}/{uid}")
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub's anchors for the runbook's headings (lower case, spaces to dashes)."""
+    headings = re.findall(r"^#{1,6} (.+)$", RUNBOOK.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
+def test_runbook_has_a_section_per_alert(name: str) -> None:
+    anchor = alerts()[name].annotations["runbook_url"].split("#", 1)[1]
+    assert anchor in runbook_anchors()
+    section = RUNBOOK.read_text(encoding="utf-8").split(f"## {name}\n", 1)[1].split("\n## ")[0]
+    for part in ("**Meaning.**", "**Check", "**Fix"):
+        assert part in section, f"runbook section {name} lacks {part}"
+
+
+def test_runbook_links_resolve() -> None:
+    links = set(re.findall(r"\]\(#([^)]+)\)", RUNBOOK.read_text(encoding="utf-8")))
+    assert links, "the runbook links its own sections"
+    assert links <= runbook_anchors()
+
+
+def documented_alerts() -> dict[str, list[str]]:
+    """Rows of the alert table of docs/dashboards-and-alerts.md, by alert name."""
+    rows: dict[str, list[str]] = {}
+    for line in DASHBOARDS_DOC.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"`OpenAI\w+`", cells[0]):
+            rows[cells[0].strip("`")] = cells[1:]
+    return rows
+
+
+def test_docs_table_matches_the_rules() -> None:
+    """The Helm chart and users change thresholds from this table: it must be true."""
+    rows = documented_alerts()
+    assert set(rows) == set(SHIPPED_ALERTS)
+    for name, (severity, _fires_when, threshold, for_) in rows.items():
+        rule = alerts()[name]
+        assert severity == rule.labels["severity"], name
+        literal = re.match(r"`([^`]+)`", threshold)
+        assert literal, f"{name}: the threshold cell starts with the literal in backticks"
+        assert literal.group(1) in rule.expr, f"{name}: {literal.group(1)!r} not in expr"
+        assert for_ == f"`{rule.for_}`", name
+
+
+# ------------------------------------------------------- unit test coverage
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
+def test_every_alert_has_a_firing_case_with_labels_and_annotations(name: str) -> None:
+    rule = alerts()[name]
+    firing = [
+        case for case in all_alert_cases() if case["alertname"] == name and case["exp_alerts"]
+    ]
+    assert firing, f"no promtool case where {name} fires"
+    for case in firing:
+        for expected in case["exp_alerts"]:
+            assert expected["exp_labels"]["severity"] == rule.labels["severity"]
+            assert set(expected["exp_annotations"]) == set(rule.annotations)
+            if name in KEY_ALERTS:
+                for label in ("project_name", "api_key_name", "owner_name", "owner_type"):
+                    assert label in expected["exp_labels"], f"{name} case lacks {label}"
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
+def test_every_alert_has_a_silent_case_past_its_for(name: str) -> None:
+    """Silent although `for:` has passed: below the threshold, not merely too early.
+    Silence before `for:` is proven by the mutations below."""
+    for_seconds = duration_seconds(alerts()[name].for_ or "0s")
+    silent = [
+        case
+        for case in all_alert_cases()
+        if case["alertname"] == name
+        and not case["exp_alerts"]
+        and duration_seconds(case["eval_time"]) >= for_seconds
+    ]
+    assert silent, f"no promtool case where {name} must not fire past its for:"
+
+
+def mutated_run(tmp_path: Path, name: str, change: dict[str, str]) -> str:
+    """Runs the unit tests against a copy of the rules where alert `name` has `change`."""
+    document = load_rule_document()
+    for group in document["groups"]:
+        for raw in group["rules"]:
+            if raw.get("alert") == name:
+                for key, value in change.items():
+                    if value:
+                        raw[key] = value
+                    else:
+                        del raw[key]
+    (tmp_path / RULES_FILE.name).write_text(yaml.safe_dump(document), encoding="utf-8")
+    tests_dir = tmp_path / RULE_TESTS_DIR.name
+    tests_dir.mkdir()
+    relevant = [
+        shutil.copy(path, tests_dir)
+        for path in rule_test_files()
+        if any(case["alertname"] == name for case in alert_cases(path))
+    ]
+    result = run(require_tool(PROMTOOL), "test", "rules", *map(str, relevant))
+    assert result.returncode != 0, f"the unit tests did not notice {name} changed by {change}"
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
+def test_unit_tests_notice_a_missing_for(tmp_path: Path, name: str) -> None:
+    output = mutated_run(tmp_path, name, {"for": ""})
+    assert f"alertname: {name}," in output
+
+
+@pytest.mark.parametrize(
+    ("name", "literal", "replacement"),
+    THRESHOLD_MUTATIONS,
+    ids=[f"{n}:{a}->{b}" for n, a, b in THRESHOLD_MUTATIONS],
+)
+def test_unit_tests_notice_a_moved_threshold(
+    tmp_path: Path, name: str, literal: str, replacement: str
+) -> None:
+    expr = alerts()[name].expr
+    assert expr.count(literal) == 1
+    output = mutated_run(tmp_path, name, {"expr": expr.replace(literal, replacement)})
+    assert f"alertname: {name}," in output
+
+
+def test_every_numeric_threshold_is_moved_both_ways() -> None:
+    assert {name for name, _, _ in THRESHOLD_MUTATIONS} == set(SHIPPED_ALERTS)
+    for name, literal in {(n, a) for n, a, _ in THRESHOLD_MUTATIONS}:
+        if not re.fullmatch(r"> -?\d+(?: \* 86400)?", literal):
+            continue  # a label value or an equality, not a threshold
+        moved = sorted(
+            int(re.findall(r"-?\d+", b)[0])
+            for n, a, b in THRESHOLD_MUTATIONS
+            if (n, a) == (name, literal)
+        )
+        assert moved[0] < int(re.findall(r"-?\d+", literal)[0]) < moved[-1], (name, literal)
+
+
+# --------------------------------------------------------------- Alertmanager
+
+
+def test_amtool_check_config() -> None:
+    result = run(require_tool(AMTOOL), "check-config", str(ALERTMANAGER_EXAMPLE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert "1 inhibit rules" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
+def test_alertmanager_routes_each_alert_by_severity(name: str) -> None:
+    severity = alerts()[name].labels["severity"]
+    result = run(
+        require_tool(AMTOOL),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_EXAMPLE}",
+        f"alertname={name}",
+        f"severity={severity}",
+        "project_id=proj_x",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == f"openai-{severity}"
+
+
+def test_alertmanager_leaves_other_alerts_to_the_default_route() -> None:
+    result = run(
+        require_tool(AMTOOL),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_EXAMPLE}",
+        "alertname=NodeDown",
+        "severity=critical",
+    )
+    assert result.stdout.strip() == "default"
+
+
+def test_alertmanager_groups_openai_alerts_by_project() -> None:
+    config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
+    (openai_route,) = [
+        route
+        for route in config["route"]["routes"]
+        if 'alertname =~ "OpenAI.+"' in route["matchers"]
+    ]
+    assert openai_route["group_by"] == ["project_id"]
+    for child in openai_route["routes"]:
+        assert "group_by" not in child, "children inherit the grouping by project"
