@@ -22,7 +22,7 @@ WORKDIR /src
 RUN python -m pip install --no-cache-dir build==1.6.1
 
 # Only what the wheel is built from (see .dockerignore, an allowlist of the same paths).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter/ exporter/
 
 # Wheel first, then a virtualenv holding only the wheel and its runtime dependencies;
