@@ -169,3 +169,9 @@ def days_threshold(alert: str) -> int:
     found = _DAYS_THRESHOLD.findall(alerts()[alert].expr)
     assert len(found) == 1, f"{alert} has no single `> <days> * 86400` threshold"
     return int(found[0])
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub's anchors for the runbook's headings (lower case, spaces to dashes)."""
+    headings = re.findall(r"^#{1,6} (.+)$", RUNBOOK.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in headings}

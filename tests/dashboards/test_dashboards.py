@@ -1,0 +1,246 @@
+"""The shipped Grafana dashboards: importable, portable, and querying only real series.
+
+No Grafana runs here; tests/e2e runs every query against a live Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import promql_parser
+import pytest
+
+from tests.alerts.rules import (
+    CONTRACT_METRICS,
+    PROMETHEUS_METRICS,
+    RUNBOOK_URL,
+    alerts,
+    days_threshold,
+    metric_names,
+    recording_rule_names,
+    runbook_anchors,
+)
+from tests.dashboards.grafana import (
+    DASHBOARD_DIR,
+    DASHBOARD_UIDS,
+    DATASOURCE,
+    Query,
+    dashboards,
+    default_values,
+    grafana_query_result_line,
+    load,
+    panels,
+    project_regex,
+    queries,
+    runnable,
+    variable_names,
+    variables,
+)
+
+KEYS = "openai-api-keys"
+HEALTH = "openai-key-exporter-health"
+ALL_PANELS = [
+    pytest.param(uid, panel, id=f"{uid}/{panel['title']}")
+    for uid, dashboard in dashboards().items()
+    for panel in panels(dashboard)
+]
+ALL_QUERIES = [pytest.param(query, id=query.id) for query in queries()]
+
+
+def test_shipped_dashboards_are_exactly_these() -> None:
+    assert {path.name for path in DASHBOARD_DIR.glob("*.json")} == set(DASHBOARD_UIDS)
+    for name, uid in DASHBOARD_UIDS.items():
+        dashboard = load(name)
+        assert dashboard["uid"] == uid
+        assert dashboard["id"] is None, "an id would clash with the importing Grafana's"
+        assert dashboard["title"]
+        assert dashboard["description"]
+        assert "__inputs" not in dashboard, "the datasource comes from a variable, not import"
+        # Grafana 10.0 writes schema 38, 10.4 and 11.0 write 39.
+        assert 38 <= dashboard["schemaVersion"] <= 41
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARD_UIDS))
+def test_json_is_formatted(name: str) -> None:
+    """Two-space JSON with a final newline, so that an edit shows as a small diff."""
+    text = (DASHBOARD_DIR / name).read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
+
+
+def test_panel_counts() -> None:
+    counts = {uid: len(list(panels(d))) for uid, d in dashboards().items()}
+    assert counts == {KEYS: 12, HEALTH: 12}
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_datasource_is_a_variable(uid: str) -> None:
+    ds = variables(dashboards()[uid])["datasource"]
+    assert ds["type"] == "datasource"
+    assert ds["query"] == "prometheus"
+    assert "${datasource}" not in str(ds)
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_project_variable_is_fed_by_project_info(uid: str) -> None:
+    project = variables(dashboards()[uid])["project"]
+    assert project["type"] == "query"
+    assert project["datasource"] == DATASOURCE
+    assert "openai_project_info" in project["definition"]
+    assert project["query"]["query"] == project["definition"]
+    promql_parser.parse(re.sub(r"^query_result\((.*)\)$", r"\1", project["definition"]))
+    assert project["includeAll"]
+    assert project["multi"]
+    assert project["allValue"] == ".*"
+
+
+@pytest.mark.parametrize(
+    ("labels", "value", "text"),
+    [
+        (
+            {"project_id": "proj_a", "project_name": "Payments", "status": "active"},
+            "proj_a",
+            "Payments",
+        ),
+        (
+            {"project_id": "proj_b", "project_name": 'Team "Alpha", \\ \U0001f680'},
+            "proj_b",
+            'Team "Alpha", \\ \U0001f680',
+        ),
+        (
+            {
+                "instance": "10.0.0.7:9471",
+                "job": "openai-key-exporter",
+                "namespace": "monitoring",
+                "project_id": "proj_c",
+                "project_name": "x",
+                "service": "openai-key-exporter",
+                "status": "archived",
+            },
+            "proj_c",
+            "x",
+        ),
+    ],
+)
+def test_project_variable_shows_names_and_filters_on_ids(
+    labels: dict[str, str], value: str, text: str
+) -> None:
+    line = grafana_query_result_line({"__name__": "openai_project_info", **labels}, "1", 1)
+    for uid in DASHBOARD_UIDS.values():
+        match = project_regex(dashboards()[uid]).search(line)
+        assert match, line
+        assert match.group("value") == value
+        assert match.group("text") == text
+
+
+def test_threshold_variables_default_to_the_alert_thresholds() -> None:
+    values = default_values(dashboards()[KEYS])
+    assert int(values["idle_days"]) == days_threshold("OpenAIApiKeyUnused")
+    assert int(values["never_used_days"]) == days_threshold("OpenAIApiKeyNeverUsed")
+    assert int(values["rotation_days"]) == days_threshold("OpenAIApiKeyRotationDue")
+
+
+@pytest.mark.parametrize(("uid", "panel"), ALL_PANELS)
+def test_panel_is_portable_and_has_units(uid: str, panel: dict[str, Any]) -> None:
+    assert panel["datasource"] == DATASOURCE
+    assert panel["targets"], "a panel without a query"
+    for target in panel["targets"]:
+        assert target["datasource"] == DATASOURCE
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults.get("unit"), "every panel sets a unit"
+    assert panel.get("description"), "every panel says what it shows"
+    if any("/ 86400" in t["expr"] for t in panel["targets"]):
+        units = [defaults["unit"]] + [
+            prop["value"]
+            for override in panel["fieldConfig"]["overrides"]
+            for prop in override["properties"]
+            if prop["id"] == "unit"
+        ]
+        assert "d" in units, "a value in days shows with the unit days"
+
+
+@pytest.mark.parametrize(("uid", "panel"), ALL_PANELS)
+def test_panel_uses_only_defined_variables(uid: str, panel: dict[str, Any]) -> None:
+    defined = set(default_values(dashboards()[uid]))
+    texts = [panel["title"], panel.get("description", "")]
+    texts += [t["expr"] for t in panel["targets"]]
+    texts += [t.get("legendFormat", "") for t in panel["targets"]]
+    for text in texts:
+        assert variable_names(text) <= defined, text
+        assert "[[" not in text, "the [[var]] syntax is deprecated"
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_layout(uid: str) -> None:
+    dashboard = dashboards()[uid]
+    ids = [panel["id"] for panel in panels(dashboard)]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in panels(dashboard):
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24
+        mine = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
+        assert not cells & mine, f"{panel['title']} overlaps another panel"
+        cells |= mine
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES)
+def test_query_parses_and_uses_only_known_metrics(query: Query) -> None:
+    expr = runnable(query)
+    assert "$" not in expr
+    try:
+        names = metric_names(expr)
+    except ValueError as error:
+        pytest.fail(f"{query.id} does not parse: {error}\n{expr}")
+    known = CONTRACT_METRICS | PROMETHEUS_METRICS | recording_rule_names()
+    assert names, "a query that selects no metric"
+    assert names <= known, f"unknown metrics {names - known}"
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_panel_titles_and_query_ids_are_unique(uid: str) -> None:
+    titles = [panel["title"] for panel in panels(dashboards()[uid])]
+    assert len(titles) == len(set(titles))
+    ids = [query.id for query in queries() if query.dashboard == uid]
+    assert len(ids) == len(set(ids))
+
+
+def links_of(dashboard: dict[str, Any]) -> list[str]:
+    urls = [link["url"] for link in dashboard["links"]]
+    urls += [link["url"] for panel in panels(dashboard) for link in panel.get("links", [])]
+    return urls
+
+
+def test_dashboards_link_each_other_and_the_runbook() -> None:
+    for uid, other in ((KEYS, HEALTH), (HEALTH, KEYS)):
+        dashboard = dashboards()[uid]
+        (to_other,) = [link for link in dashboard["links"] if f"/d/{other}/" in link["url"]]
+        assert to_other["includeVars"]
+        assert to_other["keepTime"]
+        assert RUNBOOK_URL in [link["url"] for link in dashboard["links"]]
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_runbook_links_point_at_runbook_sections(uid: str) -> None:
+    anchors = runbook_anchors()
+    alert_names = {name.lower() for name in alerts()}
+    for url in links_of(dashboards()[uid]):
+        if url.startswith(RUNBOOK_URL + "#"):
+            anchor = url.split("#", 1)[1]
+            assert anchor in anchors
+            assert anchor in alert_names
+
+
+def test_alert_dashboard_urls_point_at_shipped_dashboards() -> None:
+    for name, rule in alerts().items():
+        url = rule.annotations["dashboard_url"]
+        uid = re.search(r"/d/([^/]+)/", url)
+        assert uid, name
+        assert uid.group(1) in DASHBOARD_UIDS.values()
+        for var in re.findall(r"var-(\w+)=", url):
+            assert var in variables(dashboards()[uid.group(1)]), f"{name}: no variable {var}"
