@@ -1,0 +1,342 @@
+"""The chart's alert rules and dashboards come from alerts/ and dashboards/, and only there.
+
+``files/openai-key-exporter.rules.yml`` and ``files/dashboards`` in the chart are symlinks to
+the repository's files; Helm follows them when it loads or packages the chart. So there is
+no copy to drift: these tests prove that the links are links, that a packaged chart carries
+the real bytes, that the default PrometheusRule holds exactly the shipped rules, that each
+override changes what it says and nothing else, that promtool accepts every rendered rule
+set, and that each dashboard ConfigMap holds its file byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "helm" / "openai-key-exporter"
+VALID = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+RULES_FILE = ROOT / "alerts" / "openai-key-exporter.rules.yml"
+DASHBOARDS_DIR = ROOT / "dashboards"
+DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
+GRAFANA_STAND_IN = "https://grafana.example.com"
+RELEASE = "keys"
+NAMESPACE = "openai"
+NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+# Alerts whose expression compares with one number, and the unit of that number.
+THRESHOLD_UNITS = {
+    "OpenAIApiKeyUnused": "days",
+    "OpenAIApiKeyNeverUsed": "days",
+    "OpenAIApiKeyRotationDue": "days",
+    "OpenAIApiKeyRotationOverdue": "days",
+    "OpenAIProjectTooManyKeys": "keys",
+    "OpenAIExporterDataStale": "seconds",
+    "OpenAIExporterRateLimited": "errors",
+}
+
+Doc = dict[str, Any]
+Rule = dict[str, Any]
+
+
+def shipped_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))["groups"]
+    return groups
+
+
+def shipped_alerts() -> dict[str, Rule]:
+    return {r["alert"]: r for g in shipped_groups() for r in g["rules"] if "alert" in r}
+
+
+SHIPPED_ALERT_NAMES = sorted(shipped_alerts())
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm_python.Chart]:
+    with helm_python.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+def render_docs(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> list[Doc]:
+    rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    return [
+        doc
+        for path, text in rendered.items()
+        if text.strip() and not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def rule_groups(docs: list[Doc]) -> list[dict[str, Any]]:
+    (rule,) = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
+    groups: list[dict[str, Any]] = rule["spec"]["groups"]
+    return groups
+
+
+def alerts_of(groups: list[dict[str, Any]]) -> dict[str, Rule]:
+    return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return helm_python.values_from_yaml((CHART_DIR / "ci" / name).read_text(encoding="utf-8"))
+
+
+def changed_numbers(before: str, after: str) -> list[tuple[str, str, str]]:
+    """(text before the number, old number, new number) for each number that differs; the
+    text between numbers must be identical."""
+    old, new = NUMBER.split(before), NUMBER.split(after)
+    assert len(old) == len(new), (before, after)
+    changes = []
+    for index in range(len(old)):
+        if index % 2 == 0:
+            assert old[index] == new[index], (before, after)
+        elif old[index] != new[index]:
+            changes.append((old[index - 1], old[index], new[index]))
+    return changes
+
+
+# --- one source of truth ------------------------------------------------------------------
+
+
+def test_chart_links_to_the_repository_files_instead_of_copying_them() -> None:
+    rules_link = CHART_DIR / "files" / "openai-key-exporter.rules.yml"
+    dashboards_link = CHART_DIR / "files" / "dashboards"
+    assert rules_link.is_symlink()
+    assert rules_link.resolve() == RULES_FILE.resolve()
+    assert dashboards_link.is_symlink()
+    assert dashboards_link.resolve() == DASHBOARDS_DIR.resolve()
+    # And no stray copy anywhere in helm/ (a copy would be a regular file with the same bytes).
+    sources = {RULES_FILE.read_bytes(), *(path.read_bytes() for path in DASHBOARDS)}
+    for path in (ROOT / "helm").rglob("*"):
+        if path.is_file() and not any(p.is_symlink() for p in [path, *path.parents]):
+            assert path.read_bytes() not in sources, f"{path} is a copy"
+
+
+def test_packaged_chart_carries_the_real_files(chart: helm_python.Chart, tmp_path: Path) -> None:
+    archive = Path(helm_python.package(CHART_DIR, destination=tmp_path))
+    with tarfile.open(archive) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        rules = members["openai-key-exporter/files/openai-key-exporter.rules.yml"]
+        assert rules.isfile()
+        extracted = tar.extractfile(rules)
+        assert extracted is not None
+        assert extracted.read() == RULES_FILE.read_bytes()
+        for path in DASHBOARDS:
+            member = members[f"openai-key-exporter/files/dashboards/{path.name}"]
+            assert member.isfile()
+            content = tar.extractfile(member)
+            assert content is not None
+            assert content.read() == path.read_bytes()
+        assert not [name for name in members if "/ci/invalid/" in name]
+        assert [name for name in members if "/ci/" in name]  # valid fixtures ship
+    with helm_python.Chart.load(archive) as packaged:
+        assert rule_groups(render_docs(packaged)) == rule_groups(render_docs(chart))
+
+
+# --- the PrometheusRule -------------------------------------------------------------------
+
+
+def test_default_prometheus_rule_holds_exactly_the_shipped_rules(
+    chart: helm_python.Chart,
+) -> None:
+    groups = rule_groups(render_docs(chart))
+    shipped = shipped_groups()
+    assert [g["name"] for g in groups] == [g["name"] for g in shipped]
+    rendered_alerts = alerts_of(groups)
+    assert sorted(rendered_alerts) == SHIPPED_ALERT_NAMES
+    assert len(SHIPPED_ALERT_NAMES) >= 10
+    for name, rule in shipped_alerts().items():
+        assert rendered_alerts[name]["expr"] == rule["expr"], name
+    # Beyond names and expressions: every field of every rule, recording rules included.
+    assert groups == shipped
+
+
+def promtool_check(groups: list[dict[str, Any]], tmp_path: Path, name: str) -> int:
+    rule_file = tmp_path / f"{name}.rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/install-system-deps.sh"
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(r"SUCCESS: (\d+) rules found", result.stdout)
+    assert found, result.stdout
+    return int(found.group(1))
+
+
+def test_promtool_accepts_every_rendered_rule_set(chart: helm_python.Chart, tmp_path: Path) -> None:
+    shipped_count = sum(len(g["rules"]) for g in shipped_groups())
+    assert promtool_check(rule_groups(render_docs(chart)), tmp_path, "defaults") == shipped_count
+    checked = 1
+    for path in VALID:
+        docs = render_docs(chart, fixture(path.name))
+        if any(doc["kind"] == "PrometheusRule" for doc in docs):
+            groups = rule_groups(docs)
+            count = sum(len(g["rules"]) for g in groups)
+            assert promtool_check(groups, tmp_path, path.stem) == count
+            checked += 1
+    assert checked >= 4
+
+
+def test_overrides_change_what_they_say_and_nothing_else(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    values = fixture("everything-values.yaml")
+    groups = rule_groups(render_docs(chart, values))
+    promtool_check(groups, tmp_path, "everything")
+    rendered, shipped = alerts_of(groups), shipped_alerts()
+    grafana = "https://grafana.internal.example.com"
+    assert "OpenAIProjectTooManyKeys" not in rendered
+    kept = sorted(set(shipped) - {"OpenAIProjectTooManyKeys"})
+    assert sorted(rendered) == sorted([*kept, "OpenAIOrganizationTooManyKeys"])
+
+    unused = rendered["OpenAIApiKeyUnused"]
+    ((before, old, new),) = changed_numbers(shipped["OpenAIApiKeyUnused"]["expr"], unused["expr"])
+    assert before.rstrip().endswith(">")
+    assert (old, new) == ("90", "60")
+    assert unused["for"] == "2h"
+    assert unused["labels"] == {"severity": "critical", "team": "platform", "page": "true"}
+    assert unused["annotations"]["dashboard_url"] == f"{grafana}/d/openai-api-keys"
+
+    stale = rendered["OpenAIExporterDataStale"]
+    ((_, old, new),) = changed_numbers(shipped["OpenAIExporterDataStale"]["expr"], stale["expr"])
+    assert new == "1800.5"
+    assert rendered["OpenAIApiKeyRotationOverdue"]["for"] == "30m"
+
+    for name, rule in rendered.items():
+        if name == "OpenAIOrganizationTooManyKeys":
+            continue
+        original = shipped[name]
+        assert rule["labels"]["team"] == "platform"
+        assert rule["annotations"]["playbook"] == "https://wiki.example.com/openai"
+        if name in {"OpenAIApiKeyUnused", "OpenAIExporterDataStale"}:
+            continue
+        assert rule["expr"] == original["expr"], name
+        assert rule["labels"] == {**original["labels"], "team": "platform"}, name
+        expected = dict(original["annotations"])
+        expected["dashboard_url"] = expected["dashboard_url"].replace(GRAFANA_STAND_IN, grafana)
+        expected["playbook"] = "https://wiki.example.com/openai"
+        assert rule["annotations"] == expected, name
+        if name != "OpenAIApiKeyRotationOverdue":
+            assert rule["for"] == original["for"], name
+
+    assert groups[-1] == values["prometheusRule"]["extraGroups"][0]
+
+
+def test_dashboard_urls_of_the_shipped_rules_use_the_grafana_stand_in() -> None:
+    """prometheusRule.grafanaURL replaces this stand-in: without it the value would do
+    nothing."""
+    urls = [rule["annotations"]["dashboard_url"] for rule in shipped_alerts().values()]
+    assert urls
+    assert all(url.startswith(GRAFANA_STAND_IN + "/") for url in urls)
+
+
+@pytest.mark.parametrize("name", SHIPPED_ALERT_NAMES)
+def test_threshold_override_of_each_alert(
+    chart: helm_python.Chart, name: str, tmp_path: Path
+) -> None:
+    values = {"prometheusRule": {"alerts": {name: {"threshold": 7}}}}
+    if name not in THRESHOLD_UNITS:
+        with pytest.raises(helm_python.HelmError, match="no single threshold to replace"):
+            render_docs(chart, values)
+        return
+    groups = rule_groups(render_docs(chart, values))
+    rule = alerts_of(groups)[name]
+    ((before, _, new),) = changed_numbers(shipped_alerts()[name]["expr"], rule["expr"])
+    assert new == "7"
+    assert before.rstrip().endswith((">", "<", ">=", "<="))
+    promtool_check(groups, tmp_path, name)
+
+
+def test_every_shipped_alert_has_a_known_threshold_behaviour() -> None:
+    """A new alert must be added to THRESHOLD_UNITS (and to docs/deployment.md) or be
+    known to have no threshold."""
+    no_threshold = {
+        "OpenAIApiKeyOwnerInactive",
+        "OpenAIExporterDown",
+        "OpenAIExporterRefreshFailing",
+    }
+    assert set(SHIPPED_ALERT_NAMES) == set(THRESHOLD_UNITS) | no_threshold
+    docs = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    for name, unit in THRESHOLD_UNITS.items():
+        assert re.search(rf"`{name}`.*\b{unit}\b", docs), f"{name} ({unit}) not in the docs"
+
+
+@pytest.mark.parametrize("name", SHIPPED_ALERT_NAMES)
+def test_severity_for_labels_and_disable_of_each_alert(chart: helm_python.Chart, name: str) -> None:
+    override = {"severity": "info", "for": "7m", "labels": {"x": "y"}, "annotations": {"a": "b"}}
+    rule = alerts_of(
+        rule_groups(render_docs(chart, {"prometheusRule": {"alerts": {name: override}}}))
+    )[name]
+    original = shipped_alerts()[name]
+    assert rule["expr"] == original["expr"]
+    assert rule["for"] == "7m"
+    assert rule["labels"] == {**original["labels"], "severity": "info", "x": "y"}
+    assert rule["annotations"] == {**original["annotations"], "a": "b"}
+    disabled = {"prometheusRule": {"alerts": {name: {"enabled": False}}}}
+    remaining = alerts_of(rule_groups(render_docs(chart, disabled)))
+    assert sorted(remaining) == sorted(set(SHIPPED_ALERT_NAMES) - {name})
+
+
+def test_disabling_every_alert_keeps_the_recording_rules(chart: helm_python.Chart) -> None:
+    values = {
+        "prometheusRule": {"alerts": {name: {"enabled": False} for name in SHIPPED_ALERT_NAMES}}
+    }
+    groups = rule_groups(render_docs(chart, values))
+    records = [r for g in shipped_groups() for r in g["rules"] if "record" in r]
+    assert [r for g in groups for r in g["rules"]] == records
+    assert all(group["rules"] for group in groups)  # no group left empty
+
+
+# --- dashboards ---------------------------------------------------------------------------
+
+
+def dashboard_maps(docs: list[Doc]) -> list[Doc]:
+    return [
+        doc
+        for doc in docs
+        if doc["kind"] == "ConfigMap" and "-dashboard-" in doc["metadata"]["name"]
+    ]
+
+
+def test_dashboard_config_maps_are_byte_identical_to_the_files(
+    chart: helm_python.Chart,
+) -> None:
+    maps = dashboard_maps(render_docs(chart))
+    assert len(DASHBOARDS) >= 2
+    assert len(maps) == len(DASHBOARDS)
+    by_key = {key: value for cm in maps for key, value in cm["data"].items()}
+    assert sorted(by_key) == [path.name for path in DASHBOARDS]
+    for path in DASHBOARDS:
+        assert by_key[path.name].encode("utf-8") == path.read_bytes(), path.name
+    for cm in maps:
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert cm["metadata"]["annotations"]["grafana_folder"] == "OpenAI"
+        assert cm["metadata"]["namespace"] == NAMESPACE
+        size = sum(len(value.encode()) for value in cm["data"].values())
+        assert size < 900 * 1024, "a ConfigMap holds at most 1 MiB"
+
+
+def test_dashboard_label_folder_and_namespace_are_configurable(chart: helm_python.Chart) -> None:
+    maps = dashboard_maps(render_docs(chart, fixture("no-operator-values.yaml")))
+    assert len(maps) == len(DASHBOARDS)
+    for cm in maps:
+        assert cm["metadata"]["namespace"] == "grafana"
+        assert cm["metadata"]["labels"]["grafana.com/dashboard"] == "openai"
+        assert "grafana_dashboard" not in cm["metadata"]["labels"]
+        assert cm["metadata"]["annotations"] == {"grafana.com/folder": "Security / OpenAI"}
+    assert dashboard_maps(render_docs(chart, {"dashboards": {"enabled": False}})) == []
