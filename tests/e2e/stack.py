@@ -1,0 +1,263 @@
+"""Real processes on loopback for the end-to-end test: exporter, Prometheus, Alertmanager.
+
+Each listens on its own free port of 127.0.0.1 and writes into a temporary directory; the
+exporter talks to the simulator that the test serves in its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import yaml
+
+from tests.alerts.rules import ALERTMANAGER_EXAMPLE, load_rule_document
+
+T = TypeVar("T")
+
+FAKE_ADMIN_KEY = "sk-admin-test-fake"
+SCRAPE_JOB = "openai-key-exporter"  # the job OpenAIExporterDown selects
+POLL_INTERVAL = 0.25
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tool(*names: str) -> str:
+    """The first of `names` on PATH; fails (never skips) when none is installed."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise AssertionError(f"none of {names} found: run ./scripts/install-system-deps.sh")
+
+
+def exporter_command() -> str:
+    """The console script installed beside this interpreter (the project's virtualenv)."""
+    path = Path(sys.executable).parent / "openai-key-exporter"
+    assert path.exists(), f"{path} missing: run `make venv`"
+    return str(path)
+
+
+async def poll(
+    check: Callable[[], Awaitable[T | None]],
+    what: str,
+    within: float,
+    context: Callable[[], str] = lambda: "",
+) -> T:
+    """Calls `check` until it returns something other than None, for at most `within` s;
+    then fails naming `what`, with `context()` (say, the processes' logs)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if loop.time() >= deadline:
+            raise AssertionError(f"gave up after {within:.0f} s waiting for {what}\n{context()}")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+@dataclass
+class Process:
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return f"--- {self.name} log ---\n" + "\n".join(text[-lines:])
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+async def start(
+    name: str, args: list[str], directory: Path, env: dict[str, str] | None = None
+) -> Process:
+    log = directory / f"{name}.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *args, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env, cwd=directory
+        )
+    return Process(name, process, log)
+
+
+def rules_for_test(shortened: dict[str, str]) -> dict[str, Any]:
+    """The shipped rules with the `for:` of the named alerts shortened; nothing else changes."""
+    document = load_rule_document()
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") in shortened:
+                rule["for"] = shortened[rule["alert"]]
+    return document
+
+
+def alertmanager_config_for_test() -> dict[str, Any]:
+    """The example configuration with its receivers' integrations removed (nothing is sent
+    anywhere); routes, grouping and inhibitions stay exactly as shipped."""
+    config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
+    assert isinstance(config, dict)
+    config["receivers"] = [{"name": receiver["name"]} for receiver in config["receivers"]]
+    return config
+
+
+@dataclass
+class Stack:
+    """The running processes and how to reach them."""
+
+    directory: Path
+    session: aiohttp.ClientSession
+    exporter_url: str
+    prometheus_url: str
+    alertmanager_url: str
+    processes: list[Process] = field(default_factory=list)
+
+    def logs(self) -> str:
+        return "\n".join(process.tail() for process in self.processes)
+
+    async def get_json(self, url: str, **params: str) -> Any:
+        async with self.session.get(url, params=params) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        body = await self.get_json(f"{self.prometheus_url}/api/v1/query", query=expr)
+        assert body["status"] == "success", body
+        assert body["data"]["resultType"] == "vector", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    async def prometheus_alerts(self) -> list[dict[str, Any]]:
+        body = await self.get_json(f"{self.prometheus_url}/api/v1/alerts")
+        alerts: list[dict[str, Any]] = body["data"]["alerts"]
+        return alerts
+
+    async def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = await self.get_json(f"{self.alertmanager_url}/api/v2/alerts")
+        return alerts
+
+    async def alertmanager_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = await self.get_json(
+            f"{self.alertmanager_url}/api/v2/alerts/groups"
+        )
+        return groups
+
+
+async def start_stack(
+    exit_stack: AsyncExitStack, directory: Path, admin_api_url: str, shortened: dict[str, str]
+) -> Stack:
+    """Starts exporter, Alertmanager and Prometheus; returns once the target is up."""
+    session = await exit_stack.enter_async_context(
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    )
+    exporter_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
+    stack = Stack(
+        directory=directory,
+        session=session,
+        exporter_url=f"http://127.0.0.1:{exporter_port}",
+        prometheus_url=f"http://127.0.0.1:{prometheus_port}",
+        alertmanager_url=f"http://127.0.0.1:{alertmanager_port}",
+    )
+
+    async def started(process: Process) -> Process:
+        stack.processes.append(process)
+        exit_stack.push_async_callback(process.stop)
+        return process
+
+    # Only what the exporter needs: no credential of the machine running the tests.
+    exporter_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "OPENAI_ADMIN_KEY": FAKE_ADMIN_KEY,
+        "OPENAI_BASE_URL": admin_api_url,
+    }
+    await started(
+        await start(
+            "exporter",
+            [exporter_command(), f"--web.listen-address=127.0.0.1:{exporter_port}"],
+            directory,
+            exporter_env,
+        )
+    )
+
+    (directory / "alertmanager.yml").write_text(
+        yaml.safe_dump(alertmanager_config_for_test()), encoding="utf-8"
+    )
+    await started(
+        await start(
+            "alertmanager",
+            [
+                tool("alertmanager", "prometheus-alertmanager"),
+                "--config.file=alertmanager.yml",
+                f"--storage.path={directory / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+                "--cluster.listen-address=",
+            ],
+            directory,
+        )
+    )
+
+    (directory / "rules.yml").write_text(
+        yaml.safe_dump(rules_for_test(shortened)), encoding="utf-8"
+    )
+    prometheus_config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": ["rules.yml"],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        },
+        "scrape_configs": [
+            {
+                "job_name": SCRAPE_JOB,
+                "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+            }
+        ],
+    }
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config), encoding="utf-8")
+    await started(
+        await start(
+            "prometheus",
+            [
+                tool("prometheus"),
+                "--config.file=prometheus.yml",
+                f"--storage.tsdb.path={directory / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ],
+            directory,
+        )
+    )
+
+    async def target_up() -> dict[str, Any] | None:
+        for process in stack.processes:
+            assert process.process.returncode is None, f"{process.name} exited\n{stack.logs()}"
+        try:
+            body = await stack.get_json(f"{stack.prometheus_url}/api/v1/targets")
+        except aiohttp.ClientError:
+            return None  # not listening yet
+        targets = body["data"]["activeTargets"]
+        up = [t for t in targets if t["health"] == "up" and t["labels"]["job"] == SCRAPE_JOB]
+        return up[0] if up else None
+
+    # The first scrape comes about 5 s after Prometheus starts.
+    await poll(target_up, "Prometheus to scrape the exporter", within=60, context=stack.logs)
+    return stack
