@@ -249,25 +249,46 @@ def test_deployment_docs_list_every_value(chart: helm_python.Chart) -> None:
     docs = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     section = docs.split("\n## Chart values\n", 1)[1]
     table = {m.group(1) for m in re.finditer(r"^\| `([^`]+)` \|", section, re.MULTILINE)}
-    leaves = {
-        dotted
-        for dotted in _values_paths(chart.values)
-        if not dotted.startswith(
-            (
-                "networkPolicy.ingressFrom.",
-                "networkPolicy.dns.to.",
-                "podSecurityContext.",
-                "securityContext.",
-                "resources.",
-                "livenessProbe.",
-                "readinessProbe.",
-            )
-        )
-    }
     # Objects whose members are listed individually need no row of their own.
+    assert sorted(_documented_leaves(chart) - table) == []
+    assert sorted(table - set(_values_paths(chart.values))) == []
+
+
+def _documented_leaves(chart: helm_python.Chart) -> set[str]:
+    passthrough = (
+        "networkPolicy.ingressFrom.",
+        "networkPolicy.dns.to.",
+        "podSecurityContext.",
+        "securityContext.",
+        "resources.",
+        "livenessProbe.",
+        "readinessProbe.",
+    )
+    leaves = {p for p in _values_paths(chart.values) if not p.startswith(passthrough)}
     parents = {dotted.rsplit(".", 1)[0] for dotted in leaves if "." in dotted}
-    assert sorted((leaves - parents) - table) == []
-    assert sorted(table - leaves) == []
+    return leaves - parents
+
+
+def test_readme_values_table_covers_every_value(chart: helm_python.Chart) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:deployment -->", 1)[1]
+    section = section.split("<!-- /section:deployment -->", 1)[0]
+    every = set(_values_paths(chart.values))
+    named: set[str] = set()
+    for row in re.findall(r"^\| (`.+?) \| .* \|$", section, re.MULTILINE):
+        base = ""
+        for token in re.findall(r"`([^`]+)`", row):
+            if token.endswith(".*"):
+                group = token.removesuffix(".*")
+                named |= {p for p in every if p.startswith(group + ".")}
+                continue
+            if token.startswith("."):
+                token = base + token
+            else:
+                base = token.rsplit(".", 1)[0] if "." in token else ""
+            assert token in every, f"README names {token}, which is not a value"
+            named.add(token)
+    assert _documented_leaves(chart) - named == set()
 
 
 # --- fixtures of ci/ ----------------------------------------------------------------------
