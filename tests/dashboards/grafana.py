@@ -78,7 +78,9 @@ def default_values(dashboard: dict[str, Any]) -> dict[str, str]:
             values[name] = str(var["query"])
         elif var["type"] == "query":
             assert var.get("includeAll"), f"{name} has no All option"
-            values[name] = str(var["allValue"])
+            # Without an allValue Grafana sends every value it found, joined as a regex;
+            # `.*` selects the same wherever the exporter is the only job (as in tests/e2e).
+            values[name] = str(var.get("allValue") or ".*")
     return values
 
 

@@ -134,6 +134,16 @@ def test_project_variable_shows_names_and_filters_on_ids(
         assert match.group("text") == text
 
 
+def test_job_and_instance_all_means_the_exporters_only() -> None:
+    """`.*` as All would show every target of Prometheus in the Scrape panel; without an
+    allValue Grafana sends the exporter jobs it found over the time range, down ones too."""
+    for name in ("job", "instance"):
+        var = variables(dashboards()[HEALTH])[name]
+        assert var["allValue"] is None
+        assert "openai_exporter_build_info" in var["definition"]
+        assert var["refresh"] == 2, "refreshed with the time range"
+
+
 def test_threshold_variables_default_to_the_alert_thresholds() -> None:
     values = default_values(dashboards()[KEYS])
     assert int(values["idle_days"]) == days_threshold("OpenAIApiKeyUnused")
