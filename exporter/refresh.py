@@ -93,7 +93,7 @@ class Refresher:
                 )
             )
         duration = time.monotonic() - begun
-        errors = tuple(progress.errors)
+        errors = tuple(_detached(error) for error in progress.errors)
         for failure in errors:
             log.warning("%s", failure)
         if not progress.projects_complete:
@@ -129,6 +129,14 @@ class Refresher:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _detached(error: UpstreamError) -> UpstreamError:
+    """The error as the health report keeps it until the next refresh: without its
+    traceback and chained exceptions, whose frames would hold this refresh's pages and
+    response bodies (up to the client's body limit) alive until then."""
+    error.__cause__ = error.__context__ = None
+    return error.with_traceback(None)
 
 
 @dataclass
