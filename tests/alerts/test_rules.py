@@ -348,34 +348,29 @@ def test_amtool_check_config() -> None:
     assert "1 inhibit rules" in result.stdout
 
 
+def receiver_for(*labels: str) -> str:
+    """The receiver the example configuration routes an alert with these labels to."""
+    result = run(
+        require_tool(AMTOOL),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_EXAMPLE}",
+        *labels,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
 @pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
 def test_alertmanager_routes_each_alert_by_severity(name: str) -> None:
     severity = alerts()[name].labels["severity"]
-    result = run(
-        require_tool(AMTOOL),
-        "config",
-        "routes",
-        "test",
-        f"--config.file={ALERTMANAGER_EXAMPLE}",
-        f"alertname={name}",
-        f"severity={severity}",
-        "project_id=proj_x",
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == f"openai-{severity}"
+    receiver = receiver_for(f"alertname={name}", f"severity={severity}", "project_id=proj_x")
+    assert receiver == f"openai-{severity}"
 
 
 def test_alertmanager_leaves_other_alerts_to_the_default_route() -> None:
-    result = run(
-        require_tool(AMTOOL),
-        "config",
-        "routes",
-        "test",
-        f"--config.file={ALERTMANAGER_EXAMPLE}",
-        "alertname=NodeDown",
-        "severity=critical",
-    )
-    assert result.stdout.strip() == "default"
+    assert receiver_for("alertname=NodeDown", "severity=critical") == "default"
 
 
 def test_alertmanager_groups_openai_alerts_by_project() -> None:

@@ -67,6 +67,7 @@ class Org:
     org: Organization
     projects: dict[str, SimProject] = field(default_factory=dict)
     keys: dict[str, SimApiKey] = field(default_factory=dict)  # by key name
+    project_of: dict[str, SimProject] = field(default_factory=dict)  # by key id
     # (alertname, api_key_id or project_id) of every alert that must fire.
     expected: set[tuple[str, str]] = field(default_factory=set)
 
@@ -105,6 +106,7 @@ def build_org(now: int) -> Org:
             owner=owner,
             owner_project_access="inactive" if access == "inactive" else "active",
         )
+        built.project_of[built.keys[name].id] = project
         built.expected |= {(alert, built.keys[name].id) for alert in alert_names}
 
     payments = project("Payments")
@@ -172,8 +174,7 @@ def expected_labels(e2e: EndToEnd, alertname: str, subject: str) -> dict[str, st
     keys = {k.id: k for k in e2e.org.keys.values()}
     if subject in projects:
         return labels | {"project_id": subject, "project_name": projects[subject].name}
-    key = keys[subject]
-    (project,) = [p for p in e2e.org.projects.values() if key in e2e.org.org.keys(p.id)]
+    key, project = keys[subject], e2e.org.project_of[subject]
     owner_type = "user" if isinstance(key.owner, SimUser) else "service_account"
     return labels | {
         "project_id": project.id,
