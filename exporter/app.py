@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable
+import weakref
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.cache import InventoryCache
-from exporter.collector import InventoryCollector
 from exporter.config import Settings
+from exporter.exposition import InventoryRenderer
 from exporter.health import ExporterHealth
 from exporter.landing import LandingStatus, render_landing
+from exporter.snapshot import Inventory
 from exporter.upstream import Clocks, open_upstream
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,6 @@ async def _upstream_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-class _ScrapeView:
-    """What one scrape exposes: the snapshot's families, then the exporter's own."""
-
-    def __init__(self, *collectors: Collector) -> None:
-        self._collectors = collectors
-
-    def collect(self) -> Iterable[Metric]:
-        for collector in self._collectors:
-            yield from collector.collect()
-
-
 def scrape_budget(request: web.Request, settings: Settings) -> float:
     """Seconds this scrape may wait for a refresh: Prometheus' timeout less a margin."""
     timeout = settings.scrape_default_timeout
@@ -80,34 +69,72 @@ def scrape_budget(request: web.Request, settings: Settings) -> float:
     return max(0.0, timeout - settings.scrape_timeout_margin)
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     inventory = await app[CACHE].get(scrape_budget(request, settings))
-    view = _ScrapeView(
-        InventoryCollector(
-            inventory,
-            now=app[CLOCKS].wall(),
-            ttl=settings.cache_ttl,
-            owner_email=settings.metrics_owner_email,
-        ),
-        app[HEALTH],
-    )
+    # choose_encoder negotiates the format; the inventory text is the same in both, and
+    # prometheus_client encodes the exporter's own metrics (and OpenMetrics' # EOF).
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
     # Rendering a large organization takes a while: keep the event loop free for probes.
-    body = await asyncio.get_running_loop().run_in_executor(None, _render, encoder, view, use_gzip)
-    response = web.Response(
-        body=body, headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+    pieces = await asyncio.get_running_loop().run_in_executor(
+        None,
+        _render,
+        _renderer(app),
+        inventory,
+        app[CLOCKS].wall(),
+        encoder,
+        app[HEALTH],
+        use_gzip,
+    )
+    response = web.StreamResponse(
+        headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
     )
     if use_gzip:
         response.headers["Content-Encoding"] = "gzip"
+    response.content_length = sum(len(piece) for piece in pieces)
+    await response.prepare(request)
+    if request.method != "HEAD":
+        # In slices: the socket's buffer never holds a copy of a whole large body.
+        for piece in pieces:
+            view = memoryview(piece)
+            for start in range(0, len(view), _WRITE_SLICE):
+                await response.write(view[start : start + _WRITE_SLICE])
+    await response.write_eof()
     return response
 
 
-def _render(encoder: Callable[[Collector], bytes], view: Collector, use_gzip: bool) -> bytes:
-    text = encoder(view)
-    return gzip.compress(text, compresslevel=6) if use_gzip else text
+_WRITE_SLICE = 1 << 20
+
+# One renderer per app: it keeps the prepared text of the app's latest snapshot.
+# Kept beside the app, weakly, so it goes with it; create_app owns the app's keys.
+_RENDERERS: weakref.WeakKeyDictionary[web.Application, InventoryRenderer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _renderer(app: web.Application) -> InventoryRenderer:
+    renderer = _RENDERERS.get(app)
+    if renderer is None:
+        settings = app[SETTINGS]
+        renderer = InventoryRenderer(
+            ttl=settings.cache_ttl, owner_email=settings.metrics_owner_email
+        )
+        _RENDERERS[app] = renderer
+    return renderer
+
+
+def _render(
+    renderer: InventoryRenderer,
+    inventory: Inventory | None,
+    now: float,
+    encoder: Callable[[Collector], bytes],
+    health: Collector,
+    use_gzip: bool,
+) -> tuple[bytes, ...]:
+    # The exporter's own metrics are few: prometheus_client renders them at every scrape.
+    return renderer.render(inventory, now=now, tail=encoder(health), gzip=use_gzip)
 
 
 async def landing(request: web.Request) -> web.Response:

@@ -1,4 +1,8 @@
-"""The exposition of a snapshot: names, values, escaping, and promtool's verdict."""
+"""The exposition of a snapshot: names, values, escaping, and promtool's verdict.
+
+``render`` goes through ``InventoryRenderer``, what /metrics serves; the reference
+``InventoryCollector`` must give the same samples (see also tests/core/test_exposition.py).
+"""
 
 import subprocess
 
@@ -6,10 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import InventoryCollector
+from exporter.exposition import InventoryRenderer
 from exporter.snapshot import ApiKeyRecord, Inventory, ProjectRecord
 
 NOW = 1_750_000_000.0
@@ -39,6 +46,11 @@ def key(
 
 
 def render(inventory: Inventory | None, *, owner_email: bool = False) -> str:
+    renderer = InventoryRenderer(ttl=300, owner_email=owner_email)
+    return renderer.render_text(inventory, now=NOW).decode()
+
+
+def render_reference(inventory: Inventory | None, *, owner_email: bool = False) -> str:
     collector = InventoryCollector(inventory, now=NOW, ttl=300, owner_email=owner_email)
     return generate_latest(collector).decode()
 
@@ -175,10 +187,14 @@ def test_any_unicode_label_value_parses_back(
     parsed = samples(text)
     info = {"project_id": "proj_h", "project_name": project_name, "status": "active"}
     assert parsed[("openai_project_info", tuple(sorted(info.items())))] == 1
-    openmetrics = generate_openmetrics(  # type: ignore[no-untyped-call]
-        InventoryCollector(inventory, now=NOW, ttl=300, owner_email=False)
-    ).decode()
-    assert openmetrics.endswith("# EOF\n")
+    assert parsed == samples(render_reference(inventory))
+    # The same text, ended by # EOF, is valid OpenMetrics with the same samples.
+    openmetrics = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in openmetrics_families(text + "# EOF\n")  # type: ignore[no-untyped-call]
+        for sample in family.samples
+    }
+    assert openmetrics == parsed
 
 
 def test_promtool_finds_nothing_to_lint() -> None:
