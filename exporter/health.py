@@ -20,7 +20,8 @@ from exporter.errors import ENDPOINTS, ERROR_REASONS, UpstreamError
 
 RefreshResult = Literal["success", "partial", "failure"]
 REFRESH_RESULTS: tuple[RefreshResult, ...] = get_args(RefreshResult)
-COMMON_CODES = ("200", "error")
+# Present from the start at 0, so increase() sees the first 429 too.
+COMMON_CODES = ("200", "429", "error")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,18 @@ class RefreshReport:
     started_at: float
     duration: float
     errors: tuple[UpstreamError, ...]
+
+
+def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
+    """Counter families minus the ``*_created`` samples prometheus_client adds.
+
+    They double the series of every counter and nobody graphs them; turning them
+    off globally (``disable_created_metrics``) would be process-wide state.
+    """
+    for family in families:
+        kept = Metric(family.name, family.documentation, family.type, family.unit)
+        kept.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+        yield kept
 
 
 class ExporterHealth:
@@ -93,9 +106,8 @@ class ExporterHealth:
                 "Duration of the last refresh, successful or not.",
                 value=self.last_report.duration,
             )
-        yield from self.refreshes.collect()
-        yield from self.refresh_errors.collect()
-        yield from self.api_requests.collect()
+        for counter in (self.refreshes, self.refresh_errors, self.api_requests):
+            yield from _without_created(counter.collect())
         build = GaugeMetricFamily(
             "openai_exporter_build_info",
             "Version of the exporter and of Python running it; always 1.",

@@ -284,5 +284,11 @@ async def test_every_error_reason_and_result_exists_from_the_start(
     }
     results = {labels["result"] for labels in series(samples, "openai_exporter_refreshes_total")}
     assert results == {"success", "partial", "failure"}
+    codes = {
+        (labels["endpoint"], labels["code"])
+        for labels in series(samples, "openai_exporter_api_requests_total")
+    }
+    assert {("projects", "429"), ("api_keys", "429"), ("api_keys", "error")} <= codes
+    assert not [name for name, _ in samples if name.endswith("_created")]
     [build] = series(samples, "openai_exporter_build_info")
     assert build["version"] == __version__
