@@ -6,9 +6,11 @@ enforced, so a page of the wrong shape fails validation instead of crashing late
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+ItemT = TypeVar("ItemT")
 
 
 class _Wire(BaseModel):
@@ -53,20 +55,18 @@ class ApiProjectKey(_Wire):
     owner: ApiKeyOwner
 
 
-class ProjectPage(_Wire):
+class Page(_Wire, Generic[ItemT]):
+    """The list envelope; only ``object``, ``data`` and ``has_more`` are required."""
+
     object: Literal["list"]
-    data: tuple[ApiProject, ...]
+    data: tuple[ItemT, ...]
     has_more: bool
     first_id: str | None = None
     last_id: str | None = None
 
 
-class ProjectKeyPage(_Wire):
-    object: Literal["list"]
-    data: tuple[ApiProjectKey, ...]
-    has_more: bool
-    first_id: str | None = None
-    last_id: str | None = None
+ProjectPage = Page[ApiProject]
+ProjectKeyPage = Page[ApiProjectKey]
 
 
 class ApiErrorDetail(BaseModel):
