@@ -19,6 +19,7 @@ from exporter.health import ExporterHealth
 from exporter.landing import LandingStatus, render_landing
 from exporter.snapshot import Inventory
 from exporter.upstream import Clocks, open_upstream
+from exporter.webconfig import WebConfig, load_web_config, protect
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,21 @@ BASE_URL = web.AppKey("base_url", str)
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 
-def create_app(settings: Settings, *, clocks: Clocks | None = None) -> web.Application:
-    """The one app factory; the upstream session opens and closes with the app."""
+def create_app(
+    settings: Settings, *, clocks: Clocks | None = None, web_config: WebConfig | None = None
+) -> web.Application:
+    """The one app factory; the upstream session opens and closes with the app.
+
+    ``web_config`` is ``--web.config.file`` already loaded (the command line loads it
+    first to refuse a bad one); without it the file named in ``settings`` is loaded.
+    """
+    if web_config is None:
+        web_config = load_web_config(
+            settings.web_config_file,
+            allow_insecure_basic_auth=settings.web_allow_insecure_basic_auth,
+        )
     app = web.Application()
+    protect(app, web_config)
     app[SETTINGS] = settings
     app[HEALTH] = ExporterHealth()
     app[CLOCKS] = clocks or Clocks()

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     web_listen_address: str = f":{DEFAULT_PORT}"
     web_telemetry_path: str = "/metrics"
     web_config_file: Path | None = None
+    web_allow_insecure_basic_auth: bool = False
     cache_ttl: Duration = Field(default=300.0, gt=0)
     cache_retry_interval: Duration = Field(default=60.0, gt=0)
     scrape_timeout_margin: Duration = Field(default=0.5, ge=0)
@@ -192,6 +193,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--web.telemetry-path", "web_telemetry_path", "path of the metrics (default /metrics)"),
     Option("--web.config.file", "web_config_file", "exporter-toolkit web config (TLS, basic auth)"),
+    Option(
+        "--web.allow-insecure-basic-auth",
+        "web_allow_insecure_basic_auth",
+        "accept basic_auth_users over plain HTTP, when TLS ends in front of the exporter",
+        "bool",
+    ),
     Option(
         "--cache.ttl", "cache_ttl", "how long a snapshot is served before a refresh (default 5m)"
     ),
