@@ -7,6 +7,7 @@ import logging
 import math
 import weakref
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -92,7 +93,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
     # Rendering a large organization takes a while: keep the event loop free for probes.
     pieces = await asyncio.get_running_loop().run_in_executor(
-        None,
+        _RENDER_THREAD,
         _render,
         _renderer(app),
         inventory,
@@ -119,6 +120,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 _WRITE_SLICE = 1 << 20
+# Scrapes render on one thread of their own. Renders hold the GIL anyway, and on the
+# default executor's threads each would keep its own malloc arena as large as a
+# render's working set: up to six of them (measured: +7 MB each at 20,000 keys).
+_RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-render")
 
 # One renderer per app: it keeps the prepared text of the app's latest snapshot.
 # Kept beside the app, weakly, so it goes with it; create_app owns the app's keys.
