@@ -16,6 +16,25 @@ from exporter.simulator.organization import Organization
 from exporter.upstream import Clocks
 
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
+
+# The metric names of the public contract (issue 2), as a scrape exposes them.
+CONTRACT = {
+    "openai_up",
+    "openai_project_info",
+    "openai_project_api_keys",
+    "openai_api_key_info",
+    "openai_api_key_created_timestamp_seconds",
+    "openai_api_key_last_used_timestamp_seconds",
+    "openai_api_key_age_seconds",
+    "openai_api_key_idle_seconds",
+    "openai_api_key_never_used",
+    "openai_exporter_last_success_timestamp_seconds",
+    "openai_exporter_refresh_duration_seconds",
+    "openai_exporter_refreshes_total",
+    "openai_exporter_refresh_errors_total",
+    "openai_exporter_api_requests_total",
+    "openai_exporter_build_info",
+}
 DAY = 86400
 
 

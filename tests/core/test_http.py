@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from exporter import __version__
 from exporter.simulator.faults import Fault
 from tests.support import (
+    CONTRACT,
     DAY,
     ExporterFactory,
     FakeTime,
@@ -292,3 +293,15 @@ async def test_every_error_reason_and_result_exists_from_the_start(
     assert not [name for name, _ in samples if name.endswith("_created")]
     [build] = series(samples, "openai_exporter_build_info")
     assert build["version"] == __version__
+
+
+async def test_a_scrape_exposes_exactly_the_documented_metrics(
+    simulation: Simulation, start_exporter: ExporterFactory
+) -> None:
+    project = simulation.org.add_project("web")
+    now = int(time.time())
+    simulation.org.add_key(project.id, "used", created_at=now - DAY, last_used_at=now)
+    simulation.org.add_key(project.id, "never", created_at=now - DAY)
+    samples = await metrics_of(await start_exporter())
+    names = {name.removesuffix("_total") for name, _ in samples}
+    assert names == {name.removesuffix("_total") for name in CONTRACT}
