@@ -6,11 +6,15 @@ enforced, so a page of the wrong shape fails validation instead of crashing late
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 ItemT = TypeVar("ItemT")
+
+# Unix seconds up to 9999-12-31T23:59:59Z. Anything else is not a time: a value past
+# float64's range would even make the whole exposition unparsable for Prometheus.
+Timestamp = Annotated[int, Field(ge=0, le=253_402_300_799)]
 
 
 class _Wire(BaseModel):
@@ -20,10 +24,10 @@ class _Wire(BaseModel):
 class ApiProject(_Wire):
     id: str = Field(min_length=1)
     object: Literal["organization.project"]
-    created_at: int
+    created_at: Timestamp
     name: str | None = None
     status: str | None = None
-    archived_at: int | None = None
+    archived_at: Timestamp | None = None
 
 
 class ApiKeyOwnerUser(_Wire):
@@ -49,8 +53,8 @@ class ApiProjectKey(_Wire):
     id: str = Field(min_length=1)
     object: Literal["organization.project.api_key"]
     name: str
-    created_at: int
-    last_used_at: int | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
     owner_project_access: Literal["active", "inactive"]
     owner: ApiKeyOwner
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from exporter import __version__
 from exporter.app import create_app
@@ -17,6 +18,7 @@ from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 log = logging.getLogger("exporter")
 
 EXIT_CONFIG = 2
+EXIT_LISTEN = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,13 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("openai-key-exporter: configuration OK")
         return 0
     configure_logging(settings.log_level, settings.log_format)
-    serve(settings, web_config)
-    return 0
+    return serve(settings, web_config)
 
 
-def serve(settings: Settings, web_config: WebConfig | None = None) -> None:
+def serve(settings: Settings, web_config: WebConfig | None = None) -> int:
+    """Serves until SIGTERM or SIGINT; the exit status (1 when it cannot listen)."""
     address = settings.listen_address
     web_config = web_config or WebConfig()
+    hush_malformed_requests()
     log.info(
         "openai-key-exporter %s listening on %s (%s, %s), metrics at %s",
         __version__,
@@ -62,15 +65,50 @@ def serve(settings: Settings, web_config: WebConfig | None = None) -> None:
         web_config.describe(),
         settings.web_telemetry_path,
     )
-    web.run_app(
-        create_app(settings, web_config=web_config),
-        host=address.host,
-        port=address.port,
-        ssl_context=web_config.ssl_context,
-        print=None,
-        shutdown_timeout=5.0,
-        access_log=logging.getLogger("aiohttp.access"),
-    )
+    try:
+        web.run_app(
+            create_app(settings, web_config=web_config),
+            host=address.host,
+            port=address.port,
+            ssl_context=web_config.ssl_context,
+            print=None,
+            shutdown_timeout=5.0,
+            access_log=logging.getLogger("aiohttp.access"),
+        )
+    except OSError as error:  # address in use, no such interface, port below 1024...
+        log.error("cannot listen on %s: %s", address, error.strerror or error)
+        return EXIT_LISTEN
+    return 0
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs every unparsable request at ERROR with a traceback and a snippet of
+    the raw bytes, which may hold a header's credentials. Anyone who can connect could
+    fill the log that way. Such a request already got its 400: say so in one line at
+    debug level, without the bytes, and nothing otherwise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        if not log.isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg = "refused a malformed request with HTTP %s (%s)"
+        record.args = (error.code, type(error).__name__)
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_HUSH = _MalformedRequests()
+
+
+def hush_malformed_requests() -> None:
+    """Installs the filter on aiohttp's server log (once, however often called)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if _HUSH not in server_log.filters:
+        server_log.addFilter(_HUSH)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import SecretStr, ValidationError
@@ -78,9 +79,9 @@ class AdminApiClient:
     async def project_keys(self, project_id: str) -> list[ApiProjectKey]:
         """Every enabled key of a project, whatever its owner's access."""
         params = {"limit": str(PAGE_LIMIT), "owner_project_access": "any"}
-        path = f"/organization/projects/{project_id}/api_keys"
         keys: list[ApiProjectKey] = []
         try:
+            path = f"/organization/projects/{_path_segment(project_id)}/api_keys"
             async for page in self._paginate(path, params, ProjectKeyPage, "api_keys"):
                 keys.extend(page.data)
         except UpstreamError as error:
@@ -164,6 +165,14 @@ class AdminApiClient:
         finally:
             self._health.api_requests.labels(endpoint=endpoint, code=code).inc()
         return _parse(body, model, endpoint)
+
+
+def _path_segment(project_id: str) -> str:
+    """The id as one path segment: an id from the API must not steer the admin key to
+    another URL (``../``, ``?``, ``#``)."""
+    if project_id in (".", ".."):
+        raise UpstreamError("bad_response", "a project id that is not a name", endpoint="api_keys")
+    return quote(project_id, safe="")
 
 
 class _Retryable(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -19,9 +20,12 @@ class AdminKeySource:
         self._path = path
 
     def current(self) -> SecretStr:
-        """The key to use now; an unreadable or empty file is an ``auth`` error."""
+        """The key to use now; an unreadable or empty file is an ``auth`` error, and so
+        is a key that no Authorization header can carry (a second line, a control
+        character), which would otherwise crash every refresh."""
         if self._key is not None:
-            return self._key
+            # Stripped like the file: a Secret made from a file often ends in a newline.
+            return _checked(SecretStr(self._key.get_secret_value().strip()), "OPENAI_ADMIN_KEY")
         assert self._path is not None
         try:
             text = self._path.read_text(encoding="utf-8").strip()
@@ -36,4 +40,19 @@ class AdminKeySource:
             raise UpstreamError(
                 "auth", f"the admin key file {self._path} is empty", endpoint="projects"
             )
-        return SecretStr(text)
+        return _checked(SecretStr(text), f"the admin key file {self._path}")
+
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what API keys are made of
+
+
+def _checked(key: SecretStr, where: str) -> SecretStr:
+    if not _HEADER_SAFE.fullmatch(key.get_secret_value()):
+        # Never the key, nor where in it: only that it cannot be sent.
+        raise UpstreamError(
+            "auth",
+            f"{where} holds whitespace, a control character or non-ASCII inside the key; "
+            "an API key is one line of visible ASCII",
+            endpoint="projects",
+        )
+    return key
