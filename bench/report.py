@@ -1,0 +1,188 @@
+"""The benchmark's tables (Markdown, so they paste into docs/performance.md as they are)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from bench.plan import Plan
+from bench.scrape_cost import percentile
+from bench.sizes import SDK_DEFAULT_LIMIT, SIZES, Size
+
+Result = dict[str, Any]
+
+
+def _ms(seconds: float) -> str:
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.0f}" if milliseconds >= 100 else f"{milliseconds:.1f}"
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _per_key(kib: int, size: Size) -> str:
+    return f"{kib * 1024 / size.keys:,.0f} B"
+
+
+def refresh_table(results: list[Result], plan: Plan) -> list[str]:
+    lines = [
+        f"Refresh at concurrency {plan.concurrency}, {plan.latency * 1000:.0f} ms injected per "
+        f"request: median of {plan.refresh_runs}. Lower bound: max(project pages, "
+        "ceil(requests / concurrency)) x latency; 'sim.' uses the latency the simulator "
+        "really gives at that concurrency (injected + its own work, measured with a bare "
+        f"client). Naive: sequential at the API's default limit={SDK_DEFAULT_LIMIT}, median "
+        f"of {plan.naive_runs} (huge: 1).",
+        "",
+        "| size | keys | refresh s | lower bound s | ratio | sim. latency ms | ratio to sim. "
+        "| requests | minimum | naive s | naive requests | naive / ours |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        size = SIZES[result["size"]]
+        refresh = _median([r["seconds"] for r in result["refreshes"]])
+        bound = size.refresh_lower_bound(plan.concurrency, plan.latency)
+        latency = result["calibration"]["latency"]
+        simulated = size.refresh_lower_bound(plan.concurrency, latency)
+        counts = "/".join(str(n) for n in sorted({r["requests"] for r in result["refreshes"]}))
+        naive = "| - | - | - |"
+        if result.get("naive"):
+            seconds = _median([r["seconds"] for r in result["naive"]])
+            naive = (
+                f"| {seconds:.1f} | {result['naive'][0]['requests_seen']} "
+                f"| {seconds / refresh:.1f}x |"
+            )
+        lines.append(
+            f"| {size.name} | {size.keys:,} | {refresh:.2f} | {bound:.2f} | {refresh / bound:.2f} "
+            f"| {latency * 1000:.1f} | {refresh / simulated:.2f} | {counts} "
+            f"| {size.minimum_requests} {naive}"
+        )
+    return lines
+
+
+def scrape_tables(results: list[Result], plan: Plan) -> list[str]:
+    lines = [
+        f"Scrape cost from a warm cache, ms, p50 / p99 of {plan.scrape_runs} renders, each in a "
+        "new second, in one process: what the /metrics handler computes, without the network. "
+        "Baseline: prometheus_client generate_latest over a plain GaugeMetricFamily collector "
+        f"(+ gzip level 6), median of {plan.baseline_runs} (huge: 1), same snapshot, same "
+        "instant. Speedup: baseline p50 / ours p50. First: the first scrape of a new "
+        "snapshot (plain + gzip). Same samples: both outputs parsed (text and OpenMetrics) "
+        "give the same set of samples, ages included.",
+        "",
+        "| size | text | baseline | speedup | text+gzip | baseline | speedup "
+        "| OpenMetrics+gzip | baseline | speedup | first | same samples |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for result in results:
+        scrape = result["scrape"]
+        cells = []
+        for name in ("text", "text_gzip", "om_gzip"):
+            cost = scrape[name]
+            cells += [
+                f"{_ms(cost['p50'])} / {_ms(cost['p99'])}",
+                _ms(cost["baseline_p50"]),
+                f"{cost['baseline_p50'] / cost['p50']:.0f}x",
+            ]
+        first = f"{_ms(scrape['prepare_s'])} + {_ms(scrape['prepare_gzip_s'])}"
+        same = "yes" if scrape.get("same_samples") else "NO"
+        lines.append(f"| {result['size']} | {' | '.join(cells)} | {first} | {same} |")
+    lines += [
+        "",
+        "Bytes per scrape (ours / baseline) and series:",
+        "",
+        "| size | bytes plain | baseline | bytes gzip | baseline | bytes/key | series "
+        "| key series/key |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        scrape = result["scrape"]
+        lines.append(
+            f"| {result['size']} | {scrape['bytes']:,} | {scrape['baseline_bytes']:,} "
+            f"| {scrape['bytes_gzip']:,} | {scrape['baseline_bytes_gzip']:,} "
+            f"| {scrape['bytes'] / result['keys']:.0f} | {scrape['series']:,} "
+            f"| {scrape['series_per_key']:.2f} |"
+        )
+    return lines
+
+
+def process_table(results: list[Result], idle: Result, plan: Plan) -> list[str]:
+    idle_rss = idle["memory_kib"]["VmRSS"]
+    lines = [
+        "The real process (openai-key-exporter, a child process per size): RSS after its "
+        f"refresh and {plan.http_scrapes + 1} scrapes as Prometheus asks (OpenMetrics, gzip), "
+        f"then after {plan.plain_scrapes} plain scrapes too; per key: above the same process "
+        f"serving an empty organization ({idle_rss / 1024:.0f} MiB). HTTP: time to the whole "
+        f"body over loopback, p50 / p99 of {plan.http_scrapes} warm scrapes as Prometheus "
+        "asks, and the first scrape of the snapshot. Storm: "
+        f"{plan.storm_scrapes} concurrent scrapes on an expired cache, and the upstream "
+        "requests they caused.",
+        "",
+        "| size | RSS MiB | per key | + plain scrapes MiB | per key | peak MiB | HTTP ms "
+        "| first HTTP ms | plain HTTP ms | storm requests | minimum |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        size = SIZES[result["size"]]
+        gzip_only, plain = result["memory_kib"], result["memory_plain_kib"]
+        http = result["http"]
+        storm_requests = result["storm"]["requests"] if "storm" in result else "-"
+        lines.append(
+            f"| {size.name} | {gzip_only['VmRSS'] / 1024:.0f} "
+            f"| {_per_key(gzip_only['VmRSS'] - idle_rss, size)} "
+            f"| {plain['VmRSS'] / 1024:.0f} | {_per_key(plain['VmRSS'] - idle_rss, size)} "
+            f"| {plain['VmHWM'] / 1024:.0f} "
+            f"| {_ms(_median(http['om_gzip']))} / {_ms(percentile(http['om_gzip'], 0.99))} "
+            f"| {_ms(http['first'])} | {_ms(_median(http['text']))} | {storm_requests} "
+            f"| {size.minimum_requests} |"
+        )
+    return lines
+
+
+def growth_table(results: list[Result], idle: Result) -> list[str]:
+    """How each cost grows with keys: one line per size, per-key figures side by side."""
+    lines = [
+        "Growth with keys (per key; refresh per 1,000 keys):",
+        "",
+        "| size | keys | refresh s / 1k keys | scrape µs/key (OpenMetrics+gzip) "
+        "| baseline µs/key | bytes/key plain | bytes/key gzip | RSS bytes/key |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        size = SIZES[result["size"]]
+        cells = [size.name, f"{size.keys:,}"]
+        if "refreshes" in result:
+            refresh = _median([r["seconds"] for r in result["refreshes"]])
+            cells.append(f"{refresh * 1000 / size.keys:.3f}")
+        else:
+            cells.append("-")
+        if "scrape" in result:
+            scrape = result["scrape"]
+            cells += [
+                f"{scrape['om_gzip']['p50'] * 1e6 / size.keys:.2f}",
+                f"{scrape['om_gzip']['baseline_p50'] * 1e6 / size.keys:.1f}",
+                f"{scrape['bytes'] / size.keys:.0f}",
+                f"{scrape['bytes_gzip'] / size.keys:.0f}",
+            ]
+        else:
+            cells += ["-"] * 4
+        if "memory_kib" in result and idle:
+            above = result["memory_kib"]["VmRSS"] - idle["memory_kib"]["VmRSS"]
+            cells.append(f"{above * 1024 / size.keys:,.0f}")
+        else:
+            cells.append("-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def tables(results: list[Result], idle: Result, plan: Plan) -> str:
+    sections: list[list[str]] = []
+    if listed := [r for r in results if "refreshes" in r]:
+        sections.append(refresh_table(listed, plan))
+    if scraped := [r for r in results if "scrape" in r]:
+        sections.append(scrape_tables(scraped, plan))
+    if processed := [r for r in results if "memory_kib" in r]:
+        sections.append(process_table(processed, idle, plan))
+    sections.append(growth_table(results, idle))
+    return "\n\n".join("\n".join(section) for section in sections)
