@@ -643,18 +643,12 @@ def protect(
     if config.headers:
         headers = dict(config.headers)
 
-        @web.middleware
-        async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-            try:
-                response = await handler(request)
-            except web.HTTPException as error:
-                error.headers.update(headers)
-                raise
-            if not response.prepared:
-                response.headers.update(headers)
-            return response
+        # A signal, not a middleware: /metrics streams, and its headers leave with its
+        # first bytes, before a middleware would see the response.
+        async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+            response.headers.update(headers)
 
-        app.middlewares.append(security_headers)
+        app.on_response_prepare.append(security_headers)
     if config.rate_interval > 0 and config.rate_burst > 0:
         bucket = _TokenBucket(config.rate_interval, config.rate_burst, timer)
 

@@ -302,7 +302,7 @@ def bare_app(config: WebConfig, timer: Any = None) -> web.Application:
     return app
 
 
-async def test_configured_headers_on_every_response(pki: Pki) -> None:
+async def test_configured_headers_on_every_response(pki: Pki, exporter_at: Any) -> None:
     headers = {
         "Strict-Transport-Security": "max-age=31536000",
         "X-Frame-Options": "deny",
@@ -310,13 +310,12 @@ async def test_configured_headers_on_every_response(pki: Pki) -> None:
         "Content-Security-Policy": "default-src 'none'",
     }
     document = {"tls_server_config": tls_section(), "http_server_config": {"headers": headers}}
-    config = load_web_config(write_web_config(pki.directory, document))
-    async with serving(bare_app(config), config.ssl_context) as url:
-        for path, expected in (("/", 200), ("/nope", 404)):
+    async with exporter_at(write_web_config(pki.directory, document)) as url:
+        for path, expected in (("/metrics", 200), ("/", 200), ("/healthz", 200), ("/nope", 404)):
             status, got, _ = await get(url + path, ssl_context=pki.client_context())
             assert status == expected
             for name, value in headers.items():
-                assert got[name] == value
+                assert got[name] == value, (path, name)
 
 
 async def test_rate_limit_answers_429_beyond_the_burst_and_spares_probes(pki: Pki) -> None:
