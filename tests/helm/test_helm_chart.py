@@ -3,15 +3,15 @@
 Lint, the strict values schema, the values fixtures of ``ci/`` (valid ones render, invalid
 ones are refused with their expected message), the hardened pod, the admin key handling, the
 wiring of Service and monitors, and the exporter itself accepting the settings the chart
-renders (``--check-config``). Validation of the rendered manifests against Kubernetes and
-Prometheus Operator schemas is in ``test_helm_manifests.py``; rules and dashboards in
-``test_helm_rules_dashboards.py``.
+renders (``--check-config``, with every Secret it mounts written where the kubelet would put
+it). Validation of the rendered manifests against Kubernetes and Prometheus Operator schemas
+is in ``test_helm_manifests.py``; rules and dashboards in ``test_helm_rules_dashboards.py``;
+the protected /metrics (web config, TLS, basic auth) in ``test_helm_web_config.py``.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 import exporter
+from tests.helm import kubelet
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "helm" / "openai-key-exporter"
@@ -361,8 +362,12 @@ def test_pod_is_hardened_in_every_rendering(chart: helm_python.Chart) -> None:
         assert security["privileged"] is False, name
         assert security["capabilities"] == {"drop": ["ALL"]}, name
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert exporter["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert exporter["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            assert probe_target(exporter[probe]) in (
+                ("HTTP", path),
+                ("HTTPS", path),
+                ("TCP", None),  # client certificates required: see test_helm_web_config.py
+            ), name
         assert set(exporter["resources"]) == {"requests", "limits"}, name
         assert {"cpu", "memory"} <= set(exporter["resources"]["limits"]), name
         assert {"cpu", "memory"} <= set(exporter["resources"]["requests"]), name
@@ -556,55 +561,81 @@ def test_notes_tell_how_to_check_it_works(chart: helm_python.Chart) -> None:
 # --- the exporter accepts what the chart renders ------------------------------------------
 
 
-def _container_environment(docs: list[Doc], key_file: Path) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OPENAI_", "PYTHON"))
-    }
-    env.update(settings(docs))
-    for item in container(docs)["env"]:
-        if "value" in item:
-            env[item["name"]] = item["value"]
-    env["OPENAI_ADMIN_KEY_FILE"] = str(key_file)  # the Secret's mount, here a local file
-    return env
+PKI = kubelet.Pki()
 
 
-def _check_config(docs: list[Doc], key_file: Path) -> subprocess.CompletedProcess[str]:
-    args = container(docs).get("args", [])
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "--check-config", *args],
-        env=_container_environment(docs, key_file),
+def probe_target(probe: Doc) -> tuple[str, str | None]:
+    """("HTTP" or "HTTPS", path) of an HTTP probe, ("TCP", None) of a TCP one."""
+    if "tcpSocket" in probe:
+        assert probe["tcpSocket"] == {"port": "http"}
+        return "TCP", None
+    get = probe["httpGet"]
+    assert set(get) <= {"path", "port", "scheme"}, get
+    assert get["port"] == "http", get
+    return get.get("scheme", "HTTP"), get["path"]
+
+
+def start_check_config(
+    docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
+) -> subprocess.Popen[str]:
+    """Starts the exporter's --check-config with the rendered environment, after the
+    kubelet's work: every volume the container mounts written under ``root``."""
+    exporter = container(docs)
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    mounted = kubelet.mount(pod, exporter, cluster or kubelet.cluster_for(docs, PKI), root)
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--check-config", *exporter.get("args", [])],
+        env=kubelet.environment(docs, exporter, mounted),
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-        timeout=60,
     )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """Exit status and stderr of a started check."""
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+def _check_config(
+    docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
+) -> tuple[int, str]:
+    return finish(start_check_config(docs, root, cluster))
 
 
 def test_exporter_accepts_the_settings_of_every_rendering(
     chart: helm_python.Chart, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "admin-key"
-    key_file.write_text("sk-admin-contract-test\n", encoding="utf-8")
-    checked = 0
+    started: dict[str, subprocess.Popen[str]] = {}
     for name, docs in _rendered_docs(chart):
         mount = container(docs)["volumeMounts"][0]["mountPath"].rstrip("/")
         listed = {item["name"]: item.get("value") for item in container(docs)["env"]}
         assert listed["OPENAI_ADMIN_KEY_FILE"] == f"{mount}/admin-key", name
-        result = _check_config(docs, key_file)
-        assert result.returncode == 0, f"{name}: {result.stderr}"
-        checked += 1
-    assert checked == 1 + len(VALID)
+        started[name] = start_check_config(docs, tmp_path / name)  # all at once: faster
+    for name, process in started.items():
+        status, stderr = finish(process)
+        assert status == 0, f"{name}: {stderr}"
+    assert len(started) == 1 + len(VALID)
 
 
 def test_the_settings_check_has_teeth(chart: helm_python.Chart, tmp_path: Path) -> None:
     """A misspelt variable in the ConfigMap would be refused by the exporter at start."""
-    key_file = tmp_path / "admin-key"
-    key_file.write_text("sk-admin-contract-test\n", encoding="utf-8")
     docs = documents(render(chart))
     settings(docs)["OPENAI_EXPORTER_CACHE_TLL"] = "5m"
-    result = _check_config(docs, key_file)
-    assert result.returncode == 2
-    assert "OPENAI_EXPORTER_CACHE_TLL" in result.stderr
+    status, stderr = _check_config(docs, tmp_path)
+    assert status == 2
+    assert "OPENAI_EXPORTER_CACHE_TLL" in stderr
+
+
+def test_the_mounted_key_file_is_what_the_exporter_reads(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    """The admin key file is found only where the Secret is mounted: a key Secret without
+    the named key cannot even be mounted."""
+    docs = documents(render(chart))
+    cluster = kubelet.cluster_for(docs, PKI)
+    cluster.secrets["openai-admin-key"] = {"other-key": b"sk-admin-x\n"}
+    with pytest.raises(kubelet.MountError, match="has no key 'admin-key'"):
+        _check_config(docs, tmp_path, cluster)

@@ -109,6 +109,7 @@ admin key. */}}
 {{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled -}}
 {{- fail "serviceMonitor.enabled and podMonitor.enabled are both true: enable only one, or Prometheus scrapes every pod twice" -}}
 {{- end -}}
+{{- include "oke.validateWebConfig" . -}}
 {{- end -}}
 
 {{/* The probes' shared timing fields. */}}
@@ -126,4 +127,198 @@ failureThreshold: {{ .failureThreshold }}
 {{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
 {{- end -}}
 {{- join ", " $pairs -}}
+{{- end -}}
+
+{{/* --- Protecting /metrics: the web config, the certificate, and how clients follow. --- */}}
+
+{{/* Fixed paths where the web config and the certificate Secret are mounted. A web config
+of your own (webConfig.existingSecret) names the certificate files under oke.tlsDir. */}}
+{{- define "oke.webConfigDir" -}}/etc/openai-key-exporter/web-config{{- end -}}
+{{- define "oke.webConfigFile" -}}{{ include "oke.webConfigDir" . }}/web-config.yml{{- end -}}
+{{- define "oke.tlsDir" -}}/etc/openai-key-exporter/tls{{- end -}}
+
+{{/* The Secret holding web-config.yml: the chart's own, or webConfig.existingSecret. */}}
+{{- define "oke.webConfigSecretName" -}}
+{{- if .Values.webConfig.existingSecret -}}
+{{- .Values.webConfig.existingSecret -}}
+{{- else -}}
+{{- printf "%s-web-config" (include "oke.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the exporter serves https (tls.existingSecret), else empty. */}}
+{{- define "oke.tlsEnabled" -}}
+{{- if and .Values.webConfig.enabled .Values.tls.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when every client, the kubelet's probes included, must present a certificate. */}}
+{{- define "oke.clientCertRequired" -}}
+{{- if and (include "oke.tlsEnabled" .) (eq .Values.tls.clientAuthType "RequireAndVerifyClientCert") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "oke.scrapeScheme" -}}
+{{- if include "oke.tlsEnabled" . -}}https{{- else -}}http{{- end -}}
+{{- end -}}
+
+{{/* The web config file the chart writes: webConfig.content with the certificate files of
+tls.existingSecret (and the client CA and client_auth_type of tls.clientAuthType). */}}
+{{- define "oke.webConfigDocument" -}}
+{{- $document := deepCopy .Values.webConfig.content -}}
+{{- if include "oke.tlsEnabled" . -}}
+{{- $dir := include "oke.tlsDir" . -}}
+{{- $tls := dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) -}}
+{{- if ne .Values.tls.clientAuthType "NoClientCert" -}}
+{{- $_ := set $tls "client_auth_type" .Values.tls.clientAuthType -}}
+{{- $_ := set $tls "client_ca_file" (printf "%s/ca.crt" $dir) -}}
+{{- end -}}
+{{- $_ := set $document "tls_server_config" (merge $tls (default (dict) $document.tls_server_config)) -}}
+{{- end -}}
+# The exporter's web config (exporter-toolkit format), written by the openai-key-exporter chart.
+{{ toYaml $document }}
+{{- end -}}
+
+{{/* A probe: https when TLS is on; a TCP check when every client must present a certificate,
+which the kubelet cannot. */}}
+{{- define "oke.probeHandler" -}}
+{{- if include "oke.clientCertRequired" .root -}}
+tcpSocket:
+  port: http
+{{- else -}}
+httpGet:
+  path: {{ .path }}
+  port: http
+  {{- if include "oke.tlsEnabled" .root }}
+  scheme: HTTPS
+  {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* The scrape settings of the helm test pod, as YAML {tlsConfig, basicAuth}: tests.* when
+given, else the enabled monitor's when the test pod can read its Secrets (same namespace). */}}
+{{- define "oke.scrapeClient" -}}
+{{- $monitor := dict -}}
+{{- if .Values.serviceMonitor.enabled -}}
+{{- if eq (default .Release.Namespace .Values.serviceMonitor.namespace) .Release.Namespace -}}
+{{- $monitor = .Values.serviceMonitor -}}
+{{- end -}}
+{{- else if .Values.podMonitor.enabled -}}
+{{- if eq (default .Release.Namespace .Values.podMonitor.namespace) .Release.Namespace -}}
+{{- $monitor = .Values.podMonitor -}}
+{{- end -}}
+{{- end -}}
+{{- $tlsConfig := .Values.tests.tlsConfig | default $monitor.tlsConfig | default (dict) -}}
+{{- $basicAuth := .Values.tests.basicAuth | default $monitor.basicAuth | default (dict) -}}
+{{- toYaml (dict "tlsConfig" $tlsConfig "basicAuth" $basicAuth) -}}
+{{- end -}}
+
+{{/* The scheme, tlsConfig and basicAuth of a monitor's endpoint. */}}
+{{- define "oke.monitorAuth" -}}
+scheme: {{ include "oke.scrapeScheme" .root }}
+{{- with .monitor.tlsConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .monitor.basicAuth }}
+basicAuth:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Checks of webConfig, tls and the monitors' scrape settings. Messages never echo a
+password or a hash. */}}
+{{- define "oke.validateWebConfig" -}}
+{{- $web := .Values.webConfig -}}
+{{- $tls := .Values.tls -}}
+{{- $content := $web.content -}}
+{{- if not $web.enabled -}}
+{{- if $web.existingSecret -}}
+{{- fail "webConfig.existingSecret is set but webConfig.enabled is false: set webConfig.enabled=true to use it" -}}
+{{- end -}}
+{{- if $content -}}
+{{- fail "webConfig.content is set but webConfig.enabled is false: set webConfig.enabled=true to use it" -}}
+{{- end -}}
+{{- if $tls.existingSecret -}}
+{{- fail "tls.existingSecret is set but webConfig.enabled is false: the exporter serves TLS only through its web config; set webConfig.enabled=true" -}}
+{{- end -}}
+{{- else -}}
+{{- if and $web.existingSecret $content -}}
+{{- fail "webConfig.existingSecret and webConfig.content are both set: the web config comes from one of them" -}}
+{{- end -}}
+{{- if not (or $web.existingSecret $content $tls.existingSecret) -}}
+{{- fail "webConfig.enabled is true but gives the exporter no web config: set webConfig.existingSecret (a Secret holding web-config.yml), webConfig.content, or tls.existingSecret (TLS only)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (ne $tls.clientAuthType "NoClientCert") (not $tls.existingSecret) -}}
+{{- fail (printf "tls.clientAuthType is %s but tls.existingSecret is empty: client certificates need TLS, and their CA is ca.crt of that Secret" $tls.clientAuthType) -}}
+{{- end -}}
+{{- if and $content.tls_server_config (not $tls.existingSecret) -}}
+{{- fail "webConfig.content.tls_server_config is set but tls.existingSecret is empty: the certificate and key come from that Secret" -}}
+{{- end -}}
+{{- range $user, $hash := $content.basic_auth_users -}}
+{{- if not (regexMatch "^\\$2[abxy]\\$(0[4-9]|[12][0-9]|3[01])\\$[./A-Za-z0-9]{53}$" (toString $hash)) -}}
+{{- fail (printf "webConfig.content.basic_auth_users.%s is not a bcrypt hash: give the hash ($2y$10$..., from htpasswd -nBC 10 %s), never the password" $user $user) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $content.basic_auth_users (not $tls.existingSecret) (not $web.allowInsecureBasicAuth) -}}
+{{- fail "webConfig.content.basic_auth_users without tls.existingSecret would send passwords in clear text: set tls.existingSecret, or webConfig.allowInsecureBasicAuth=true when TLS ends in front of the exporter" -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if or (eq .name "OPENAI_EXPORTER_WEB_CONFIG_FILE") (eq .name "OPENAI_EXPORTER_WEB_ALLOW_INSECURE_BASIC_AUTH") -}}
+{{- fail (printf "extraEnv: %s is set by the chart from webConfig; the probes, monitors and test follow those values" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.extraArgs -}}
+{{- if or (hasPrefix "--web.config.file" .) (hasPrefix "--web.allow-insecure-basic-auth" .) (hasPrefix "--no-web.allow-insecure-basic-auth" .) -}}
+{{- fail (printf "extraArgs: %s is set by the chart from webConfig; the probes, monitors and test follow those values" (regexReplaceAll "=.*" . "")) -}}
+{{- end -}}
+{{- end -}}
+{{- range $kind := list "serviceMonitor" "podMonitor" -}}
+{{- $monitor := get $.Values $kind -}}
+{{- if $monitor.enabled -}}
+{{- include "oke.validateMonitor" (dict "root" $ "kind" $kind "monitor" $monitor) -}}
+{{- end -}}
+{{- end -}}
+{{- include "oke.validateScrapeClient" (dict "root" . "kind" "tests" "client" .Values.tests) -}}
+{{- end -}}
+
+{{/* A monitor: https needs a tlsConfig, mutual TLS a client certificate, basic auth
+credentials. */}}
+{{- define "oke.validateMonitor" -}}
+{{- $kind := .kind -}}
+{{- $tlsConfig := .monitor.tlsConfig -}}
+{{- $root := .root -}}
+{{- if include "oke.tlsEnabled" $root -}}
+{{- if not $tlsConfig -}}
+{{- fail (printf "tls.existingSecret is set, so Prometheus scrapes over https: set %s.tlsConfig (ca and serverName to verify the exporter's certificate, or insecureSkipVerify: true)" $kind) -}}
+{{- end -}}
+{{- if and (not $tlsConfig.insecureSkipVerify) (not $tlsConfig.serverName) -}}
+{{- fail (printf "%s.tlsConfig.serverName is empty: Prometheus scrapes the pod IP, which the exporter's certificate does not name; set it to a DNS name of the certificate (e.g. %s.%s.svc)" $kind (include "oke.fullname" $root) $root.Release.Namespace) -}}
+{{- end -}}
+{{- if and (include "oke.clientCertRequired" $root) (not (and $tlsConfig.cert $tlsConfig.keySecret)) -}}
+{{- fail (printf "tls.clientAuthType is RequireAndVerifyClientCert: %s.tlsConfig needs cert and keySecret, Prometheus' client certificate" $kind) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $root.Values.webConfig.enabled $root.Values.webConfig.content.basic_auth_users (not .monitor.basicAuth) -}}
+{{- fail (printf "webConfig.content.basic_auth_users is set: give %s.basicAuth (a Secret with the user and password), or Prometheus is refused with 401" $kind) -}}
+{{- end -}}
+{{- include "oke.validateScrapeClient" (dict "root" $root "kind" $kind "client" .monitor) -}}
+{{- end -}}
+
+{{/* The tlsConfig and basicAuth of a scraper (a monitor or the test pod) hang together. */}}
+{{- define "oke.validateScrapeClient" -}}
+{{- $kind := .kind -}}
+{{- $tlsConfig := .client.tlsConfig -}}
+{{- $basicAuth := .client.basicAuth -}}
+{{- if and $tlsConfig (not (include "oke.tlsEnabled" .root)) -}}
+{{- fail (printf "%s.tlsConfig is set but tls.existingSecret is empty: the exporter serves plain HTTP" $kind) -}}
+{{- end -}}
+{{- if and $tlsConfig.cert (not $tlsConfig.keySecret) -}}
+{{- fail (printf "%s.tlsConfig.cert needs %s.tlsConfig.keySecret (the client certificate's key)" $kind $kind) -}}
+{{- end -}}
+{{- if and $tlsConfig.keySecret (not $tlsConfig.cert) -}}
+{{- fail (printf "%s.tlsConfig.keySecret needs %s.tlsConfig.cert (the client certificate)" $kind $kind) -}}
+{{- end -}}
+{{- if and $basicAuth (not (and $basicAuth.username $basicAuth.password)) -}}
+{{- fail (printf "%s.basicAuth needs both username and password (Secret key references)" $kind) -}}
+{{- end -}}
 {{- end -}}
