@@ -330,3 +330,31 @@ async def test_rate_limit_answers_429_beyond_the_burst_and_spares_probes(pki: Pk
         now[0] += 1.0  # one interval: one more request
         statuses = [(await get(url + "/metrics", ssl_context=client))[0] for _ in range(2)]
         assert statuses == [200, 429]
+
+
+async def test_cipher_suites_by_their_go_names(pki: Pki, exporter_at: Any) -> None:
+    tls = tls_section(
+        max_version="TLS12",
+        cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"],  # trustme keys are ECDSA
+    )
+    path = write_web_config(pki.directory, {"tls_server_config": tls})
+    async with exporter_at(path) as url:
+        host, port = url.removeprefix("https://").rsplit(":", 1)
+        _, writer = await asyncio.open_connection(host, int(port), ssl=pki.client_context())
+        cipher = writer.get_extra_info("cipher")
+        writer.close()
+        assert cipher[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+        assert cipher[1] == "TLSv1.2"
+
+
+async def test_inline_client_ca(pki: Pki, exporter_at: Any) -> None:
+    tls = tls_section(
+        client_auth_type="RequireAndVerifyClientCert",
+        client_ca=(pki.directory / "client-ca.crt").read_text(),
+    )
+    path = write_web_config(pki.directory, {"tls_server_config": tls})
+    async with exporter_at(path) as url:
+        trusted = pki.client_context(identity="prometheus.example.com")
+        assert (await get(url + "/metrics", ssl_context=trusted))[0] == 200
+        with pytest.raises(aiohttp.ClientError):
+            await get(url + "/metrics", ssl_context=pki.client_context())
