@@ -8,6 +8,7 @@ collected and reported one line each, naming the flag and the variable.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,11 @@ class ListenAddress:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
 
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# What a request path can carry as is (RFC 3986 pchar and "/"), so a route stays reachable.
+_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*")
+
+
 def parse_listen_address(text: str) -> ListenAddress:
     """``host:port``, ``:port`` or ``[v6]:port``."""
     host, sep, port_text = text.rpartition(":")
@@ -61,8 +67,15 @@ def parse_listen_address(text: str) -> ListenAddress:
     port = int(port_text)
     if port > 65535:
         raise ValueError(f"port {port} is out of range 0..65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    if host.startswith("[") or host.endswith("]"):
+        try:
+            if not (host.startswith("[") and host.endswith("]")):
+                raise ValueError(host)
+            host = str(ipaddress.IPv6Address(host[1:-1]))
+        except ValueError:
+            raise ValueError(f"{host!r} is not a bracketed IPv6 address like [::1]") from None
+    elif host and not _HOST.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name or IP address")
     return ListenAddress(host or None, port)
 
 
@@ -118,6 +131,8 @@ class Settings(BaseSettings):
     def _check_telemetry_path(cls, value: str) -> str:
         if not value.startswith("/") or value in RESERVED_PATHS:
             raise ValueError(f"must start with / and not be one of {', '.join(RESERVED_PATHS)}")
+        if not _PATH.fullmatch(value):
+            raise ValueError("must be a plain URL path: no spaces, '?' or '#'")
         return value
 
     @field_validator("base_url")
@@ -126,6 +141,25 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
             raise ValueError("must be an http:// or https:// URL, like " + DEFAULT_BASE_URL)
         return value.rstrip("/")
+
+    @field_validator("admin_key_file")
+    @classmethod
+    def _check_admin_key_file(cls, value: Path | None) -> Path | None:
+        # Re-read at every refresh; checked now too, so a wrong path fails at start.
+        if value is not None:
+            try:
+                with value.open("rb"):
+                    pass
+            except OSError as error:
+                raise ValueError(f"cannot read: {error.strerror or type(error).__name__}") from None
+        return value
+
+    @field_validator("openai_project_include")
+    @classmethod
+    def _check_include(cls, value: re.Pattern[str] | None) -> re.Pattern[str] | None:
+        if value is not None and not value.pattern:
+            raise ValueError("is empty, which would drop every project; unset it to keep all")
+        return value
 
     @field_validator("admin_key")
     @classmethod
@@ -145,6 +179,11 @@ class Settings(BaseSettings):
                 "no admin key: set OPENAI_ADMIN_KEY, or OPENAI_ADMIN_KEY_FILE to a file holding it "
                 "(an sk-admin-... key with read access to Organization Administration), "
                 "or run with --demo"
+            )
+        if self.scrape_timeout_margin >= self.scrape_default_timeout:
+            raise ValueError(
+                "--scrape.timeout-margin (OPENAI_EXPORTER_SCRAPE_TIMEOUT_MARGIN) must be below "
+                "--scrape.default-timeout (OPENAI_EXPORTER_SCRAPE_DEFAULT_TIMEOUT)"
             )
         if self.cache_retry_interval > self.cache_ttl:
             raise ValueError(

@@ -142,6 +142,7 @@ def test_missing_key_explains_how_to_give_one(capsys: pytest.CaptureFixture[str]
 
 
 def test_both_key_sources_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk-admin-test-fake")
     monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
     monkeypatch.setenv("OPENAI_ADMIN_KEY_FILE", str(tmp_path / "key"))
     with pytest.raises(ConfigError, match="both set"):
