@@ -147,8 +147,14 @@ class AdminApiClient:
         }
         code = "error"
         try:
+            # No redirects: the Admin API never sends one, and following it would carry
+            # the admin key wherever a proxy or a misconfigured base URL points.
             async with self._session.get(
-                self._base_url + path, params=query, headers=headers, timeout=self._timeout
+                self._base_url + path,
+                params=query,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 code = str(response.status)
                 body = await _read_limited(response, endpoint)

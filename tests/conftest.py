@@ -33,7 +33,8 @@ def start_exporter(
     """Starts an exporter against the simulation; keyword arguments override settings."""
 
     async def start(**overrides: Any) -> TestClient[Any, Any]:
-        settings = exporter_settings(simulation.base_url, **overrides)
+        base_url = overrides.pop("base_url", simulation.base_url)
+        settings = exporter_settings(base_url, **overrides)
         client: TestClient[Any, Any] = await aiohttp_client(
             create_app(settings, clocks=fake_time.clocks())
         )

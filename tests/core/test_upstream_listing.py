@@ -2,6 +2,7 @@
 
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,32 @@ async def test_a_listing_longer_than_the_page_bound_stops_with_an_error(
     assert caught.value.project_id == project.id
     assert "more than 2 pages" in str(caught.value)
     assert len(simulation.requests_to("api_keys")) == 2
+
+
+async def test_a_redirect_is_not_followed_with_the_key(
+    simulation: Simulation, start_exporter: ExporterFactory, aiohttp_server: Any
+) -> None:
+    from aiohttp import web
+
+    seen_authorization: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen_authorization.append(request.headers.get("Authorization", ""))
+        return web.json_response({"object": "list", "data": [], "has_more": False})
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(str(target.make_url("/elsewhere")))
+
+    target_app = web.Application()
+    target_app.router.add_get("/elsewhere", elsewhere)
+    target = await aiohttp_server(target_app)
+    redirecting_app = web.Application()
+    redirecting_app.router.add_get("/v1/organization/projects", redirect)
+    redirecting = await aiohttp_server(redirecting_app)
+    client = await start_exporter(base_url=str(redirecting.make_url("/v1")))
+    samples = parse_samples(await scrape(client))
+    assert seen_authorization == []
+    assert sample(samples, "openai_exporter_refresh_errors_total", reason="client_error") == 1
+    assert (
+        sample(samples, "openai_exporter_api_requests_total", endpoint="projects", code="302") == 1
+    )
