@@ -19,9 +19,12 @@ The same YAML file the Go exporters take
       burst: 20
 
 The file is read and checked once, at start: a bad file stops the exporter with
-exit status 2 and one line per problem, as any other bad setting does (Go exporters
-re-read it per request; here a change takes a restart). Differences from the Go
-toolkit, each refused with its reason rather than silently ignored:
+exit status 2 and one line per problem, as any other bad setting does. Go exporters
+re-read it per request; here only the certificate files are re-read, when they change
+(``CERT_CHECK_INTERVAL``; see ``CertificateReloader``), so a renewal by cert-manager needs
+no restart. Users, headers, rate limit and the rest of the file stay as loaded at start:
+changing them takes a restart. Differences from the Go toolkit, each refused with its
+reason rather than silently ignored:
 ``RequestClientCert`` and ``RequireAnyClientCert`` (client certificates that are
 not verified prove nothing, and Python's ``ssl`` cannot ask for one without
 verifying it) and ``curve_preferences`` (Python's ``ssl`` cannot set a curve list).
@@ -41,13 +44,15 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 import ssl
 import tempfile
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +73,11 @@ MAX_FILE_BYTES = 1024 * 1024
 BCRYPT_MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; the tools that hash truncate too
 VERIFIED_CACHE_SIZE = 64
 MAX_PENDING_VERIFICATIONS = 32
+# Seconds between looks at the certificate files: a renewed certificate is served at
+# most this long after the files change (cert-manager renews weeks before expiry).
+CERT_CHECK_INTERVAL = 30.0
+
+log = logging.getLogger(__name__)
 
 _BCRYPT_HASH = re.compile(r"\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _TLS_VERSIONS = {
@@ -230,6 +240,9 @@ class WebConfig:
     allowed_sans: frozenset[str] = frozenset()
     rate_interval: float = 0.0
     rate_burst: int = 0
+    # Re-reads the certificate files of ssl_context when they change; None when TLS is off
+    # or its certificate, key and client CA are all inline (nothing to watch).
+    reloader: CertificateReloader | None = field(default=None, compare=False, repr=False)
 
     @property
     def tls(self) -> bool:
@@ -349,7 +362,14 @@ def _load(path: Path, allow_insecure_basic_auth: bool) -> WebConfig:
     tls = parsed.tls_server_config
     if tls is not None and tls == TlsServerConfig():
         tls = None  # `tls_server_config: {}`: as absent
-    ssl_context = None if tls is None else _ssl_context(tls, path.parent)
+    ssl_context = reloader = None
+    if tls is not None:
+        # The files' identity before they are read: a change while loading is seen later.
+        watched = _watched_files(tls, path.parent)
+        loaded = _file_states(watched)
+        ssl_context = _ssl_context(tls, path.parent)
+        if watched:
+            reloader = CertificateReloader(ssl_context, tls, path.parent, watched, loaded)
     if parsed.basic_auth_users and ssl_context is None and not allow_insecure_basic_auth:
         raise WebConfigError(
             [
@@ -368,6 +388,7 @@ def _load(path: Path, allow_insecure_basic_auth: bool) -> WebConfig:
         allowed_sans=frozenset(tls.client_allowed_sans) if tls else frozenset(),
         rate_interval=rate.seconds() if rate and rate.burst > 0 else 0.0,
         rate_burst=rate.burst if rate else 0,
+        reloader=reloader,
     )
 
 
@@ -530,6 +551,152 @@ def _load_client_ca(context: ssl.SSLContext, ca_text: str | None, ca_path: Path 
         ) from None
 
 
+# -- certificate renewal -------------------------------------------------------------
+
+# A file's identity: its resolved path (the kubelet swaps the ``..data`` symlink, not the
+# files), modification time, inode and size; None while it cannot be read.
+FileState = tuple[str, int, int, int] | None
+
+
+def _watched_files(tls: TlsServerConfig, directory: Path) -> tuple[Path, ...]:
+    """The files the served certificate comes from; inline PEM has nothing to watch."""
+    sources = [
+        _source(tls.cert, tls.cert_file, directory, "cert"),
+        _source(tls.key, tls.key_file, directory, "key"),
+    ]
+    if (tls.client_auth_type or "NoClientCert") != "NoClientCert":
+        sources.append(_source(tls.client_ca, tls.client_ca_file, directory, "client_ca"))
+    return tuple(path for _, path in sources if path is not None)
+
+
+def _file_states(paths: Sequence[Path]) -> tuple[FileState, ...]:
+    states: list[FileState] = []
+    for path in paths:
+        try:
+            stat = path.stat()  # follows symlinks: the identity of what a load would read
+            states.append((os.path.realpath(path), stat.st_mtime_ns, stat.st_ino, stat.st_size))
+        except OSError:
+            states.append(None)
+    return tuple(states)
+
+
+class CertificateReloader:
+    """Serves renewed certificate files without a restart.
+
+    ``check()`` compares the files' identity with the one last loaded; on a change it
+    builds a whole new context from them, as at start, and new handshakes get it: the
+    served context's ``sni_callback`` (which OpenSSL calls for every ClientHello, with
+    or without a server name) hands each new connection over to the newest good
+    context. Open connections keep the context they shook hands with.
+
+    Why a new context rather than ``load_cert_chain`` again into the served one: a load
+    cannot take anything out. A client CA dropped from client_ca_file would stay
+    trusted, and a key of another type (ECDSA to RSA) would leave the old certificate
+    in its own slot, still chosen by some clients. And a load that fails half-way (a
+    new certificate, then a key that does not match it) leaves the served context with
+    no usable key: every handshake would fail.
+
+    A change that cannot be loaded (a half-written file, a key not matching the
+    certificate, a file gone) logs one warning and the previous certificate stays
+    served; every later check tries again, silently for the same files.
+    """
+
+    def __init__(
+        self,
+        served: ssl.SSLContext,
+        tls: TlsServerConfig,
+        directory: Path,
+        files: tuple[Path, ...],
+        loaded: tuple[FileState, ...],
+    ) -> None:
+        self.files = files
+        self._served = served
+        self._tls = tls
+        self._directory = directory
+        self._loaded = loaded
+        self._failed: tuple[FileState, ...] | None = None
+        self._current = served
+        self._lock = threading.Lock()  # checks run on a worker thread; one at a time
+        served.sni_callback = self._hand_over
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The context new connections get: the served one until a renewal loads."""
+        return self._current
+
+    def _hand_over(
+        self, connection: ssl.SSLObject, server_name: str | None, served: ssl.SSLContext
+    ) -> None:
+        current = self._current
+        if current is not served:
+            connection.context = current
+
+    def check(self) -> bool:
+        """Loads the files if they changed since the last good load; True when it did.
+
+        Blocking (it stats and reads files): the watcher runs it on a worker thread."""
+        with self._lock:
+            before = _file_states(self.files)
+            if before == self._loaded:
+                self._failed = None
+                return False
+            try:
+                fresh = _ssl_context(self._tls, self._directory)
+                problems: Sequence[str] = ()
+            except WebConfigError as error:
+                problems = error.problems
+            except (ssl.SSLError, OSError, ValueError) as error:
+                problems = [f"tls_server_config: {_ssl_reason(error)}"]
+            if _file_states(self.files) != before:
+                return False  # changed while being read (a swap mid-way): next check
+            if problems:
+                if before != self._failed:  # once per set of files, not at every check
+                    self._failed = before
+                    log.warning(
+                        "TLS certificate files changed but cannot be loaded; still serving "
+                        "the previous certificate, trying again at every check: %s",
+                        "; ".join(problems),
+                    )
+                return False
+            self._current = fresh
+            self._loaded = before
+            self._failed = None
+        log.info(
+            "TLS certificate reloaded from %s; new connections get it",
+            ", ".join(str(path) for path in self.files),
+        )
+        return True
+
+
+def watch_certificates(
+    app: web.Application, reloader: CertificateReloader, interval: float
+) -> None:
+    """Runs ``reloader.check`` every ``interval`` seconds while ``app`` runs."""
+
+    async def watcher(_: web.Application) -> AsyncIterator[None]:
+        log.info(
+            "checking the TLS certificate files for renewal every %gs: %s",
+            interval,
+            ", ".join(str(path) for path in reloader.files),
+        )
+        task = asyncio.create_task(_watch(reloader, interval), name="tls-certificate-reload")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(watcher)
+
+
+async def _watch(reloader: CertificateReloader, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(reloader.check)
+        except Exception as error:  # a surprise must not end renewals for good
+            log.warning("TLS certificate check failed (%s); trying again", type(error).__name__)
+
+
 # -- the guards on every request -----------------------------------------------------
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -636,10 +803,19 @@ def _peer_sans(request: web.Request) -> set[str]:
 
 
 def protect(
-    app: web.Application, config: WebConfig, *, timer: Callable[[], float] = time.monotonic
+    app: web.Application,
+    config: WebConfig,
+    *,
+    timer: Callable[[], float] = time.monotonic,
+    cert_check_interval: float | None = None,
 ) -> None:
     """Adds the guards ``config`` asks for to ``app`` (before it starts); none for an
-    empty config. Probes (/healthz, /readyz) pass without credentials or rate limit."""
+    empty config. Probes (/healthz, /readyz) pass without credentials or rate limit.
+    Certificate files are checked for a renewal every ``cert_check_interval`` seconds
+    (``CERT_CHECK_INTERVAL`` unless given) while the app runs."""
+    if config.reloader is not None:
+        interval = CERT_CHECK_INTERVAL if cert_check_interval is None else cert_check_interval
+        watch_certificates(app, config.reloader, interval)
     if config.headers:
         headers = dict(config.headers)
 
