@@ -396,7 +396,7 @@ def test_notes_say_how_to_reach_a_protected_exporter(chart: helm_python.Chart) -
     notes = render(chart, fixture_values("tls-basic-auth"))["NOTES.txt"]
     assert "curl -s -k -u prometheus https://127.0.0.1:9471/metrics" in notes
     assert f"Secret {TLS_SECRET}" in notes
-    assert "restart the pod after a renewal" in notes
+    assert "A renewed\n    certificate reaches new connections within 30 s" in notes
     assert "Basic auth, users: prometheus." in notes
     assert "$2y$" not in notes
     notes = render(chart, fixture_values("mtls"))["NOTES.txt"]
