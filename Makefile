@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy exporter tests
+	$(BIN)/mypy exporter tests bench
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest --cov --cov-report=term
