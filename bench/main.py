@@ -79,21 +79,23 @@ async def _measure_worker(
     try:
         refreshes = []
         for _ in range(plan.refresh_runs if "refresh" in plan.parts else 1):
+            # Right before each refresh, the latency the simulator gives just then: on a
+            # shared machine it moves with the neighbours' load, and so does the refresh.
+            calibration = await worker.ask({"do": "calibrate", "requests": 10 * plan.concurrency})
             before, cpu = len(state.requests), time.process_time()
             answer = await worker.ask({"do": "refresh"})
             answer["requests"] = len(state.requests) - before
             answer["simulator_cpu_seconds"] = time.process_time() - cpu
+            answer["simulator_latency"] = calibration["latency"]
             refreshes.append(answer)
             _progress(
                 f"{size.name}: refresh {answer['seconds']:.2f}s, {answer['requests']} requests, "
                 f"CPU {answer['cpu_seconds']:.2f}s, simulator CPU "
-                f"{answer['simulator_cpu_seconds']:.2f}s"
+                f"{answer['simulator_cpu_seconds']:.2f}s, simulator latency "
+                f"{calibration['latency'] * 1000:.1f} ms"
             )
         if "refresh" in plan.parts:
             result["refreshes"] = refreshes
-            result["calibration"] = await worker.ask(
-                {"do": "calibrate", "requests": 10 * plan.concurrency}
-            )
         if "naive" in plan.parts:
             result["naive"] = []
             for _ in range(plan.runs_for(size, plan.naive_runs)):
