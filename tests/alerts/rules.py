@@ -14,6 +14,8 @@ from typing import Any
 import promql_parser
 import yaml
 
+from tests.support import CONTRACT
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "alerts" / "openai-key-exporter.rules.yml"
 RULE_TESTS_DIR = ROOT / "alerts" / "tests"
@@ -23,25 +25,7 @@ DASHBOARDS_DOC = ROOT / "docs" / "dashboards-and-alerts.md"
 RUNBOOK_URL = "https://github.com/openai-key-exporter/openai-key-exporter/blob/main/docs/runbook.md"
 
 # The exporter's public contract (issue 2, table "Metrics"): names exactly these.
-CONTRACT_METRICS = frozenset(
-    {
-        "openai_up",
-        "openai_project_info",
-        "openai_project_api_keys",
-        "openai_api_key_info",
-        "openai_api_key_created_timestamp_seconds",
-        "openai_api_key_last_used_timestamp_seconds",
-        "openai_api_key_age_seconds",
-        "openai_api_key_idle_seconds",
-        "openai_api_key_never_used",
-        "openai_exporter_last_success_timestamp_seconds",
-        "openai_exporter_refresh_duration_seconds",
-        "openai_exporter_refreshes_total",
-        "openai_exporter_refresh_errors_total",
-        "openai_exporter_api_requests_total",
-        "openai_exporter_build_info",
-    }
-)
+CONTRACT_METRICS = frozenset(CONTRACT)
 # Series Prometheus makes itself.
 PROMETHEUS_METRICS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,3 +246,26 @@ def cluster_for(docs: list[Doc], pki: Pki, *, web_config: str | None = None) -> 
         else:
             raise AssertionError(f"no fake Secret for volume {volume['name']}")
     return cluster
+
+
+def start_check_config(docs: list[Doc], cluster: Cluster, root: Path) -> subprocess.Popen[str]:
+    """Starts the exporter's ``--check-config`` with the rendered environment, after the
+    kubelet's work: every volume the container mounts written under ``root``."""
+    (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (exporter,) = pod["containers"]
+    mounted = mount(pod, exporter, cluster, root)
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--check-config", *exporter.get("args", [])],
+        env=environment(docs, exporter, mounted),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_check_config(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """Exit status and stderr of a started check."""
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -578,31 +577,13 @@ def probe_target(probe: Doc) -> tuple[str, str | None]:
 def start_check_config(
     docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
 ) -> subprocess.Popen[str]:
-    """Starts the exporter's --check-config with the rendered environment, after the
-    kubelet's work: every volume the container mounts written under ``root``."""
-    exporter = container(docs)
-    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
-    mounted = kubelet.mount(pod, exporter, cluster or kubelet.cluster_for(docs, PKI), root)
-    return subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--check-config", *exporter.get("args", [])],
-        env=kubelet.environment(docs, exporter, mounted),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
-    """Exit status and stderr of a started check."""
-    _, stderr = process.communicate(timeout=60)
-    return process.returncode, stderr
+    return kubelet.start_check_config(docs, cluster or kubelet.cluster_for(docs, PKI), root)
 
 
 def _check_config(
     docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
 ) -> tuple[int, str]:
-    return finish(start_check_config(docs, root, cluster))
+    return kubelet.finish_check_config(start_check_config(docs, root, cluster))
 
 
 def test_exporter_accepts_the_settings_of_every_rendering(
@@ -615,7 +596,7 @@ def test_exporter_accepts_the_settings_of_every_rendering(
         assert listed["OPENAI_ADMIN_KEY_FILE"] == f"{mount}/admin-key", name
         started[name] = start_check_config(docs, tmp_path / name)  # all at once: faster
     for name, process in started.items():
-        status, stderr = finish(process)
+        status, stderr = kubelet.finish_check_config(process)
         assert status == 0, f"{name}: {stderr}"
     assert len(started) == 1 + len(VALID)
 

@@ -429,28 +429,8 @@ def live_cluster(
     return cluster
 
 
-def start_check_config(
-    docs: list[Doc], cluster: kubelet.Cluster, root: Path
-) -> subprocess.Popen[str]:
-    container = exporter_container(docs)
-    mounted = kubelet.mount(pod_spec(docs), container, cluster, root)
-    return subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--check-config", *container.get("args", [])],
-        env=kubelet.environment(docs, container, mounted),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
-    _, stderr = process.communicate(timeout=60)
-    return process.returncode, stderr
-
-
 def check_config(docs: list[Doc], cluster: kubelet.Cluster, root: Path) -> tuple[int, str]:
-    return finish(start_check_config(docs, cluster, root))
+    return kubelet.finish_check_config(kubelet.start_check_config(docs, cluster, root))
 
 
 def _other_key(pki: kubelet.Pki) -> Callable[[kubelet.Cluster], None]:
@@ -535,9 +515,9 @@ def test_exporter_refuses_a_broken_setup_with_exit_2(
         docs = render_docs(chart, values)
         cluster = live_cluster(docs, pki, web_config=web_config)
         changes[change](cluster)
-        started[case] = start_check_config(docs, cluster, tmp_path / str(number))  # at once
+        started[case] = kubelet.start_check_config(docs, cluster, tmp_path / str(number))  # at once
     for case, process in started.items():
-        status, stderr = finish(process)
+        status, stderr = kubelet.finish_check_config(process)
         message = BROKEN[case][3]
         assert status == (2 if message else 0), f"{case}: {stderr}"
         assert message in stderr, f"{case}: {stderr}"
