@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,6 +28,8 @@ HEALTH = web.AppKey("health", ExporterHealth)
 CLOCKS = web.AppKey("clocks", Clocks)
 CACHE = web.AppKey("cache", InventoryCache)
 BASE_URL = web.AppKey("base_url", str)
+RENDERER = web.AppKey("renderer", InventoryRenderer)
+RENDER_THREAD = web.AppKey("render_thread", ThreadPoolExecutor)
 
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
@@ -51,12 +52,26 @@ def create_app(
     app[SETTINGS] = settings
     app[HEALTH] = ExporterHealth()
     app[CLOCKS] = clocks or Clocks()
+    # Keeps the prepared text of the app's latest snapshot between scrapes.
+    app[RENDERER] = InventoryRenderer(
+        ttl=settings.cache_ttl, owner_email=settings.metrics_owner_email
+    )
+    app.cleanup_ctx.append(_render_thread_context)
     app.cleanup_ctx.append(_upstream_context)
     app.router.add_get("/", landing)
     app.router.add_get(settings.web_telemetry_path, metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+async def _render_thread_context(app: web.Application) -> AsyncIterator[None]:
+    # Scrapes render on one thread of their own. Renders hold the GIL anyway, and on the
+    # default executor's threads each would keep its own malloc arena as large as a
+    # render's working set: up to six of them (measured: +7 MB each at 20,000 keys).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-render") as thread:
+        app[RENDER_THREAD] = thread
+        yield
 
 
 async def _upstream_context(app: web.Application) -> AsyncIterator[None]:
@@ -93,9 +108,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
     # Rendering a large organization takes a while: keep the event loop free for probes.
     pieces = await asyncio.get_running_loop().run_in_executor(
-        _RENDER_THREAD,
+        app[RENDER_THREAD],
         _render,
-        _renderer(app),
+        app[RENDERER],
         inventory,
         app[CLOCKS].wall(),
         encoder,
@@ -120,27 +135,6 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 _WRITE_SLICE = 1 << 20
-# Scrapes render on one thread of their own. Renders hold the GIL anyway, and on the
-# default executor's threads each would keep its own malloc arena as large as a
-# render's working set: up to six of them (measured: +7 MB each at 20,000 keys).
-_RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-render")
-
-# One renderer per app: it keeps the prepared text of the app's latest snapshot.
-# Kept beside the app, weakly, so it goes with it; create_app owns the app's keys.
-_RENDERERS: weakref.WeakKeyDictionary[web.Application, InventoryRenderer] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _renderer(app: web.Application) -> InventoryRenderer:
-    renderer = _RENDERERS.get(app)
-    if renderer is None:
-        settings = app[SETTINGS]
-        renderer = InventoryRenderer(
-            ttl=settings.cache_ttl, owner_email=settings.metrics_owner_email
-        )
-        _RENDERERS[app] = renderer
-    return renderer
 
 
 def _render(
