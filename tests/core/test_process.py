@@ -10,7 +10,7 @@ from exporter.simulator.faults import Fault
 from tests.process import run_exporter
 from tests.support import DAY, Simulation
 
-CANARY = "sk-admin-CANARY-never-print-me-0123456789"
+CANARY = "sk-admin-CANARY-process"
 
 
 async def test_demo_mode_serves_metrics_that_promtool_accepts() -> None:

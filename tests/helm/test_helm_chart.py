@@ -433,7 +433,7 @@ def test_admin_key_comes_from_an_existing_secret_as_a_file(default_docs: list[Do
 def test_chart_created_secret_keeps_the_key_out_of_everything_else(
     chart: helm_python.Chart,
 ) -> None:
-    canary = "sk-admin-canary-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    canary = "sk-admin-canary-helm"
     rendered = render(chart, {"adminKey": {"create": True, "value": canary}})
     docs = documents(rendered)
     secret = only(docs, "Secret")

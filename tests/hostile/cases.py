@@ -20,7 +20,7 @@ from exporter.simulator.faults import Fault
 from tests.support import DAY, Samples, Simulation, parse_samples, series
 
 # Never a real key: the point is that this string shows up nowhere.
-CANARY = "sk-admin-CANARY-hostile-0123456789abcdef"
+CANARY = "sk-admin-CANARY-hostile"
 CANARY_MARK = "CANARY"
 
 MAX_RETRIES = 2

@@ -33,7 +33,7 @@ from tests.hostile.cases import (
 )
 from tests.support import ExporterFactory, FakeTime, Simulation, parse_samples, sample
 
-ROTATED = "sk-admin-CANARY-rotated-fedcba9876543210"
+ROTATED = "sk-admin-CANARY-rotated"
 
 
 def _replace_with_directory(path: Path) -> None:
