@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,3 +95,16 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
 
 def series(samples: Samples, name: str) -> list[dict[str, str]]:
     return [dict(labels) for (metric, labels) in samples if metric == name]
+
+
+def assert_promtool_accepts(exposition: str) -> None:
+    """``promtool check metrics`` (the real one) finds nothing to say about ``exposition``."""
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stderr
+    assert lint.stderr.strip() == ""

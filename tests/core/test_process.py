@@ -8,7 +8,7 @@ import aiohttp
 
 from exporter.simulator.faults import Fault
 from tests.process import run_exporter
-from tests.support import DAY, Simulation
+from tests.support import DAY, Simulation, assert_promtool_accepts
 
 CANARY = "sk-admin-CANARY-process"
 
@@ -24,15 +24,7 @@ async def test_demo_mode_serves_metrics_that_promtool_accepts() -> None:
                 assert "Demo mode" in await response.text()
         assert "openai_api_key_info{" in text
         assert "openai_up 1.0" in text
-        lint = subprocess.run(
-            ["promtool", "check", "metrics"],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert lint.returncode == 0, lint.stderr
-        assert lint.stderr.strip() == ""
+        assert_promtool_accepts(text)
         assert await exporter.stop() == 0
     assert "demo mode" in exporter.stderr
 
