@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import pytest
 
 import exporter
+from tests.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 UID = GID = 65532  # the Dockerfile's USER
@@ -172,13 +172,6 @@ def test_version_runs_as_non_root_on_a_read_only_root(installed: Installed) -> N
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"openai-key-exporter {exporter.__version__}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str) -> tuple[int, str]:

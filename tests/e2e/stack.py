@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -21,19 +20,13 @@ import aiohttp
 import yaml
 
 from tests.alerts.rules import ALERTMANAGER_EXAMPLE, load_rule_document
+from tests.process import free_port
 
 T = TypeVar("T")
 
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 SCRAPE_JOB = "openai-key-exporter"  # the job OpenAIExporterDown selects
 POLL_INTERVAL = 0.25
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def tool(*names: str) -> str:

@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from tests.helm import kubelet
+from tests.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "helm" / "openai-key-exporter"
@@ -542,12 +543,6 @@ def test_client_certificates_need_ca_crt_in_the_secret(
 
 
 # --- served: the kubelet's probes, Prometheus' scrape, the helm test pod --------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _Https(http.client.HTTPSConnection):
