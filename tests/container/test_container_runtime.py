@@ -160,9 +160,12 @@ def test_the_wheel_comes_from_the_build_context(installed: Installed) -> None:
     assert not mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def test_version_runs_as_non_root_on_a_read_only_root(installed: Installed) -> None:
-    result = subprocess.run(
-        as_exporter_user([str(installed.venv / "bin" / "openai-key-exporter"), "--version"]),
+def run_as_exporter(
+    installed: Installed, program: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """A program of the installed venv, run as the image's user from its read-only workdir."""
+    return subprocess.run(
+        as_exporter_user([str(installed.venv / "bin" / program), *args]),
         cwd=installed.workdir,
         env=clean_env(installed.venv),
         capture_output=True,
@@ -170,6 +173,10 @@ def test_version_runs_as_non_root_on_a_read_only_root(installed: Installed) -> N
         check=False,
         timeout=60,
     )
+
+
+def test_version_runs_as_non_root_on_a_read_only_root(installed: Installed) -> None:
+    result = run_as_exporter(installed, "openai-key-exporter", "--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"openai-key-exporter {exporter.__version__}"
 
@@ -249,15 +256,7 @@ def test_the_user_really_cannot_write(installed: Installed) -> None:
         "    else:\n"
         "        sys.exit(f'{target} is writable')\n"
     )
-    result = subprocess.run(
-        as_exporter_user([str(installed.venv / "bin" / "python"), "-c", probe]),
-        cwd=installed.workdir,
-        env=clean_env(installed.venv),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = run_as_exporter(installed, "python", "-c", probe)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith("Permission denied") or lines[0].endswith("Read-only file system")
