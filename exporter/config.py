@@ -27,12 +27,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from exporter.collectors.catalog import COLLECTOR_DEFAULTS, COLLECTOR_NAMES
 from exporter.durations import parse_duration
 
 ENV_PREFIX = "OPENAI_EXPORTER_"
 DEFAULT_PORT = 9471
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RESERVED_PATHS = ("/", "/healthz", "/readyz")
+DEFAULT_RETRY_INTERVAL = 60.0
 
 
 def _duration(value: object) -> object:
@@ -105,7 +107,8 @@ class Settings(BaseSettings):
     web_config_file: Path | None = None
     web_allow_insecure_basic_auth: bool = False
     cache_ttl: Duration = Field(default=300.0, gt=0)
-    cache_retry_interval: Duration = Field(default=60.0, gt=0)
+    # None: the smaller of 1m and the TTL, so shortening the TTL alone just works.
+    cache_retry_interval: Duration | None = Field(default=None, gt=0)
     scrape_timeout_margin: Duration = Field(default=0.5, ge=0)
     scrape_default_timeout: Duration = Field(default=10.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -119,6 +122,10 @@ class Settings(BaseSettings):
     openai_project_exclude: re.Pattern[str] | None = None
     metrics_owner_email: bool = False
     demo: bool = False
+    # Resolved by load_settings from --collector.<name> and OPENAI_EXPORTER_COLLECTOR_<NAME>.
+    enabled_collectors: tuple[str, ...] = tuple(
+        name for name, default in COLLECTOR_DEFAULTS.items() if default
+    )
 
     @field_validator("web_listen_address")
     @classmethod
@@ -185,16 +192,33 @@ class Settings(BaseSettings):
                 "--scrape.timeout-margin (OPENAI_EXPORTER_SCRAPE_TIMEOUT_MARGIN) must be below "
                 "--scrape.default-timeout (OPENAI_EXPORTER_SCRAPE_DEFAULT_TIMEOUT)"
             )
-        if self.cache_retry_interval > self.cache_ttl:
+        if self.cache_retry_interval is not None and self.cache_retry_interval > self.cache_ttl:
             raise ValueError(
                 "--cache.retry-interval (OPENAI_EXPORTER_CACHE_RETRY_INTERVAL) must not exceed "
                 "--cache.ttl (OPENAI_EXPORTER_CACHE_TTL)"
             )
         return self
 
+    @field_validator("enabled_collectors")
+    @classmethod
+    def _check_collectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(COLLECTOR_NAMES))
+        if unknown:
+            raise ValueError(
+                f"unknown collector {', '.join(unknown)}; known: {', '.join(COLLECTOR_NAMES)}"
+            )
+        return tuple(name for name in COLLECTOR_NAMES if name in value)
+
     @property
     def listen_address(self) -> ListenAddress:
         return parse_listen_address(self.web_listen_address)
+
+    @property
+    def retry_interval(self) -> float:
+        """Wait after a failed or partial refresh: as set, else min(1m, TTL)."""
+        if self.cache_retry_interval is not None:
+            return self.cache_retry_interval
+        return min(DEFAULT_RETRY_INTERVAL, self.cache_ttl)
 
 
 @dataclass(frozen=True)
@@ -244,7 +268,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--cache.retry-interval",
         "cache_retry_interval",
-        "wait before retrying a failed or partial refresh (default 1m)",
+        "wait before retrying a failed or partial refresh (default 1m, or the TTL if shorter)",
     ),
     Option(
         "--scrape.timeout-margin",
@@ -293,11 +317,39 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--metrics.owner-email",
         "metrics_owner_email",
-        "add the owner_email label to openai_api_key_info",
+        "add email labels: owner_email to openai_api_key_info, user_email to "
+        "openai_user_info, invite_email to openai_invite_info",
         "bool",
     ),
 )
 _BY_FIELD = {option.field: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class CollectorSwitch:
+    """``--collector.<name>`` / ``--no-collector.<name>``, as node_exporter spells them."""
+
+    name: str
+    default: bool
+
+    @property
+    def flag(self) -> str:
+        return f"--collector.{self.name}"
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}COLLECTOR_{self.name.upper()}"
+
+    @property
+    def dest(self) -> str:
+        return f"collector__{self.name}"
+
+
+COLLECTOR_SWITCHES: tuple[CollectorSwitch, ...] = tuple(
+    CollectorSwitch(name, default) for name, default in COLLECTOR_DEFAULTS.items()
+)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(Exception):
@@ -338,7 +390,34 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 option.flag, dest=option.field, default=None, metavar="VALUE", help=help_text
             )
+    for switch in COLLECTOR_SWITCHES:
+        parser.add_argument(
+            switch.flag,
+            dest=switch.dest,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"the {switch.name} collector (default {'on' if switch.default else 'off'}) "
+            f"[env {switch.env}]",
+        )
     return parser
+
+
+def _enabled_collectors(
+    values: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> tuple[str, ...]:
+    """Each collector's switch: its flag, else its variable, else its default."""
+    enabled: list[str] = []
+    for switch in COLLECTOR_SWITCHES:
+        on = values.get(switch.dest)
+        if on is None and switch.env in environ:
+            text = environ[switch.env].strip().lower()
+            if text in _TRUE | _FALSE:
+                on = text in _TRUE
+            else:
+                problems.append(f"{switch.flag} ({switch.env}): must be true or false")
+        if switch.default if on is None else on:
+            enabled.append(switch.name)
+    return tuple(enabled)
 
 
 def _name_of(field: str) -> str:
@@ -351,7 +430,11 @@ def _name_of(field: str) -> str:
 
 
 def _unknown_environment(environ: Mapping[str, str]) -> list[str]:
-    known = {option.env for option in OPTIONS} | {ENV_PREFIX + "DEMO"}
+    known = (
+        {option.env for option in OPTIONS}
+        | {switch.env for switch in COLLECTOR_SWITCHES}
+        | {ENV_PREFIX + "DEMO"}
+    )
     return [
         f"{name}: unknown setting (a typo?); known ones are listed by --help"
         for name in sorted(environ)
@@ -368,6 +451,8 @@ def load_settings(flags: argparse.Namespace | Mapping[str, Any]) -> Settings:
         if field in Settings.model_fields and value is not None
     }
     problems = _unknown_environment(os.environ)
+    if "enabled_collectors" not in given:
+        given["enabled_collectors"] = _enabled_collectors(values, os.environ, problems)
     try:
         settings = Settings(**given)
     except ValidationError as error:

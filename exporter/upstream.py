@@ -89,7 +89,7 @@ async def open_upstream(
             refresher.refresh,
             health=health,
             ttl=settings.cache_ttl,
-            retry_interval=settings.cache_retry_interval,
+            retry_interval=settings.retry_interval,
             timer=clocks.monotonic,
         )
         try:

@@ -188,3 +188,64 @@ def test_the_key_never_shows_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
     settings = settings_from([])
     assert CANARY not in repr(settings)
     assert CANARY not in str(settings.model_dump())
+
+
+def test_collectors_default_to_all_but_service_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    assert settings_from([]).enabled_collectors == (
+        "api_keys",
+        "admin_api_keys",
+        "users",
+        "invites",
+        "certificates",
+    )
+
+
+def test_collector_switches_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_USERS", "false")
+    monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS", "true")
+    monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_INVITES", "false")
+    settings = settings_from(["--collector.invites", "--no-collector.certificates"])
+    assert settings.enabled_collectors == (
+        "api_keys",
+        "admin_api_keys",
+        "invites",
+        "service_accounts",
+    )
+
+
+def test_a_bad_collector_switch_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_USERS", "maybe")
+    monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_AUDIT", "true")
+    assert main(["--check-config"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert any("--collector.users (OPENAI_EXPORTER_COLLECTOR_USERS)" in line for line in lines)
+    assert any("OPENAI_EXPORTER_COLLECTOR_AUDIT: unknown setting" in line for line in lines)
+    assert len(lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], 60.0),
+        (["--cache.ttl=30s"], 30.0),
+        (["--cache.ttl=30s", "--cache.retry-interval=10s"], 10.0),
+    ],
+)
+def test_the_retry_interval_follows_a_shorter_ttl(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: float
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    assert settings_from(argv).retry_interval == expected
+
+
+def test_an_explicit_retry_interval_above_the_ttl_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    with pytest.raises(ConfigError, match="must not exceed"):
+        settings_from(["--cache.ttl=30s", "--cache.retry-interval=1m"])

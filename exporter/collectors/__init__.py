@@ -1,0 +1,1 @@
+"""One collector per upstream resource of the Admin API."""
