@@ -63,7 +63,7 @@ def serve(argv: list[str]) -> int:
     from aiohttp import web
 
     from exporter import cli
-    from exporter.app import create_app as real_create_app
+    from exporter.web.app import create_app as real_create_app
 
     async def tasks(request: web.Request) -> web.Response:
         return web.json_response(

@@ -22,10 +22,12 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from exporter.collector import InventoryCollector
-from exporter.exposition import InventoryRenderer
+from bench.baseline import BaselineCollector
+from exporter.collectors.api_keys import ProjectKeys
+from exporter.collectors.base import AnyCollector
 from exporter.health import ExporterHealth
-from exporter.snapshot import Inventory
+from exporter.rendering.renderer import SnapshotRenderer
+from exporter.snapshot import Snapshot
 
 Encoder = Callable[[Collector], bytes]
 Samples = set[tuple[str, frozenset[tuple[str, str]], float]]
@@ -40,7 +42,7 @@ def openmetrics(collector: Collector) -> bytes:
 class ReferenceView:
     """The baseline: a straightforward GaugeMetricFamily collector, then the health."""
 
-    def __init__(self, collector: InventoryCollector, health: ExporterHealth) -> None:
+    def __init__(self, collector: BaselineCollector, health: ExporterHealth) -> None:
         self._collector = collector
         self._health = health
 
@@ -50,8 +52,8 @@ class ReferenceView:
 
 
 def ours(
-    renderer: InventoryRenderer,
-    inventory: Inventory,
+    renderer: SnapshotRenderer,
+    inventory: Snapshot,
     health: ExporterHealth,
     *,
     now: float,
@@ -59,13 +61,26 @@ def ours(
     use_gzip: bool,
 ) -> tuple[bytes, ...]:
     """What the metrics handler produces (the pieces it writes, in order)."""
-    return renderer.render(inventory, now=now, tail=encoder(health), gzip=use_gzip)
+    return renderer.render(
+        inventory,
+        now=now,
+        tail=encoder(health),
+        gzip=use_gzip,
+        openmetrics=encoder is openmetrics,
+    )
 
 
 def baseline(
-    inventory: Inventory, health: ExporterHealth, *, now: float, ttl: float, encoder: Encoder
+    collectors: Sequence[AnyCollector],
+    inventory: Snapshot,
+    health: ExporterHealth,
+    *,
+    now: float,
+    ttl: float,
+    encoder: Encoder,
 ) -> bytes:
-    collector = InventoryCollector(inventory, now=now, ttl=ttl, owner_email=False)
+    ttls = {collector.name: ttl for collector in collectors}
+    collector = BaselineCollector(collectors, inventory, now=now, ttls=ttls)
     return encoder(ReferenceView(collector, health))
 
 
@@ -101,7 +116,8 @@ def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def measure(
-    inventory: Inventory,
+    collectors: Sequence[AnyCollector],
+    inventory: Snapshot,
     health: ExporterHealth,
     *,
     runs: int,
@@ -110,7 +126,7 @@ def measure(
     ttl: float = 300.0,
 ) -> dict[str, Any]:
     """Medians and p99s, ours and baseline, side by side; bytes; the sample check."""
-    renderer = InventoryRenderer(ttl=ttl, owner_email=False)
+    renderer = SnapshotRenderer(collectors, ttls={c.name: ttl for c in collectors})
     start = math.floor(time.time())
     variants: dict[str, tuple[Encoder, bool]] = {
         "text": (generate_latest, False),
@@ -134,14 +150,16 @@ def measure(
 
     def baseline_run() -> None:
         seconds, text = _timed(
-            lambda: baseline(inventory, health, now=start, ttl=ttl, encoder=generate_latest)
+            lambda: baseline(
+                collectors, inventory, health, now=start, ttl=ttl, encoder=generate_latest
+            )
         )
         squeeze, compressed = _timed(lambda: gzip.compress(text, compresslevel=BASELINE_GZIP_LEVEL))
         base["text"].append(seconds)
         base["text_gzip"].append(seconds + squeeze)
         sizes.update(text=len(text), text_gzip=len(compressed))
         seconds, text = _timed(
-            lambda: baseline(inventory, health, now=start, ttl=ttl, encoder=openmetrics)
+            lambda: baseline(collectors, inventory, health, now=start, ttl=ttl, encoder=openmetrics)
         )
         squeeze, _ = _timed(lambda: gzip.compress(text, compresslevel=BASELINE_GZIP_LEVEL))
         base["om_gzip"].append(seconds + squeeze)
@@ -192,17 +210,18 @@ def measure(
     result["baseline_bytes"] = sizes["text"]
     result["baseline_bytes_gzip"] = sizes["text_gzip"]
     inventory_series = sum(1 for line in plain.splitlines() if line.startswith(b"openai_api_key"))
-    result["series_per_key"] = inventory_series / max(1, inventory.key_count)
+    keys: ProjectKeys = inventory["api_keys"].rows
+    result["series_per_key"] = inventory_series / max(1, keys.key_count)
     result["series"] = sum(1 for line in plain.splitlines() if not line.startswith(b"#"))
     if check:
         text_ok = same_samples(
             plain,
-            baseline(inventory, health, now=start, ttl=ttl, encoder=generate_latest),
+            baseline(collectors, inventory, health, now=start, ttl=ttl, encoder=generate_latest),
             is_openmetrics=False,
         )
         om_ok = same_samples(
             gzip.decompress(compressed),
-            baseline(inventory, health, now=start, ttl=ttl, encoder=openmetrics),
+            baseline(collectors, inventory, health, now=start, ttl=ttl, encoder=openmetrics),
             is_openmetrics=True,
         )
         result["same_samples"] = text_ok and om_ok

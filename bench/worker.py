@@ -4,7 +4,8 @@ Driven over stdin/stdout, one JSON line each way, so the driver can read the
 simulator's request count between steps:
 
 - ``{"do": "refresh"}``: one refresh through the exporter's own wiring
-  (``exporter.upstream.open_upstream``: its session, connector, client and refresher).
+  (``exporter.pipeline.open_pipeline``: its session, connector, client, runners and
+  caches), with the collectors the worker was started with.
 - ``{"do": "naive"}``: the same organization listed the way a cron script with the
   official SDK does: one request at a time, at the API's default page size.
 - ``{"do": "calibrate"}``: the latency the simulator really gives at the benchmark's
@@ -27,9 +28,10 @@ from pydantic import SecretStr
 
 from bench import scrape_cost
 from bench.sizes import SDK_DEFAULT_LIMIT
+from exporter.clock import Clocks
 from exporter.config import Settings
 from exporter.health import ExporterHealth
-from exporter.upstream import Clocks, open_upstream
+from exporter.pipeline import enabled_collectors, open_pipeline
 
 ADMIN_KEY = "sk-admin-benchmark"
 
@@ -84,7 +86,7 @@ async def calibrate(base_url: str, concurrency: int, requests: int) -> dict[str,
     return {"latency": sum(latencies) / len(latencies), "requests": len(latencies)}
 
 
-async def serve(base_url: str, concurrency: int) -> None:
+async def serve(base_url: str, concurrency: int, collector_names: tuple[str, ...]) -> None:
     settings = Settings(
         admin_key=SecretStr(ADMIN_KEY),
         base_url=base_url,
@@ -92,10 +94,20 @@ async def serve(base_url: str, concurrency: int) -> None:
         openai_refresh_timeout=3600,
         cache_ttl=3600,
         cache_retry_interval=3600,
+        enabled_collectors=collector_names,
     )
-    health = ExporterHealth()
+    collectors = enabled_collectors(settings)
+    health = ExporterHealth(
+        [c.name for c in collectors], [e for c in collectors for e in c.endpoints]
+    )
     loop = asyncio.get_running_loop()
-    async with open_upstream(settings, health, Clocks()) as (cache, _):
+    async with open_pipeline(
+        settings,
+        collectors,
+        observe_request=health.observe_request,
+        observe_report=health.record,
+        clocks=Clocks(),
+    ) as (cache, _):
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:
@@ -104,23 +116,25 @@ async def serve(base_url: str, concurrency: int) -> None:
             answer: dict[str, Any]
             if command["do"] == "refresh":
                 started, cpu = time.perf_counter(), time.process_time()
-                await cache.start_refresh()
-                report = health.last_report
-                inventory = cache.last_good
+                await asyncio.gather(*cache.start_refresh())
+                results = {report.result for report in health.last_reports.values()}
+                snapshot = cache.current()
+                keys = snapshot["api_keys"].rows.key_count if "api_keys" in snapshot else 0
                 answer = {
                     "seconds": time.perf_counter() - started,
                     "cpu_seconds": time.process_time() - cpu,
-                    "result": None if report is None else report.result,
-                    "keys": 0 if inventory is None else inventory.key_count,
+                    "result": results.pop() if len(results) == 1 else "mixed",
+                    "keys": keys,
                 }
             elif command["do"] == "calibrate":
                 answer = await calibrate(base_url, concurrency, command["requests"])
             elif command["do"] == "naive":
                 answer = await naive_listing(base_url)
             elif command["do"] == "scrape":
-                inventory = cache.last_good
-                assert inventory is not None, "scrape needs a refresh first"
+                inventory = cache.current()
+                assert inventory, "scrape needs a refresh first"
                 answer = scrape_cost.measure(
+                    collectors,
                     inventory,
                     health,
                     runs=command["runs"],
@@ -136,8 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--collectors", default="api_keys", help="comma-separated names")
     args = parser.parse_args()
-    asyncio.run(serve(args.base_url, args.concurrency))
+    asyncio.run(serve(args.base_url, args.concurrency, tuple(args.collectors.split(","))))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from exporter import __version__
-from exporter.app import create_app
 from exporter.config import ConfigError, Settings, build_parser, load_settings
 from exporter.logs import configure_logging, redact
+from exporter.web.app import create_app
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("exporter")

@@ -1,37 +1,31 @@
 """The exporter's own health: direct instrumentation, one instance per app.
 
-Counters are created unregistered and exposed through ``collect``, so each app
-(and each test) has its own and nothing global needs resetting.
+Per collector, as node_exporter does it (``node_scrape_collector_success``): whether its
+last refresh succeeded, when one last did, how long the last took, refreshes by result
+and failures by reason; and requests by endpoint and status. Counters are created
+unregistered and exposed through ``collect``, so each app (and each test) has its own
+and nothing global needs resetting. Every label pair that can occur exists at 0 from
+the start, so ``increase()`` sees the first failure too.
+
+Nothing upstream imports this module: the cache reports through ``record`` and the
+client through ``observe_request``, both plain callables.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal, get_args
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
-from exporter.errors import ENDPOINTS, ERROR_REASONS, UpstreamError
+from exporter.snapshot import REFRESH_RESULTS, RefreshReport
+from exporter.upstream.errors import ERROR_REASONS
 
-RefreshResult = Literal["success", "partial", "failure"]
-REFRESH_RESULTS: tuple[RefreshResult, ...] = get_args(RefreshResult)
 # Present from the start at 0, so increase() sees the first 429 too.
 COMMON_CODES = ("200", "429", "error")
-
-
-@dataclass(frozen=True)
-class RefreshReport:
-    """What the last refresh did, as the health metrics and landing page show it."""
-
-    result: RefreshResult
-    started_at: float
-    duration: float
-    errors: tuple[UpstreamError, ...]
 
 
 def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
@@ -47,17 +41,18 @@ def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
 
 
 class ExporterHealth:
-    def __init__(self) -> None:
+    def __init__(self, collectors: Sequence[str], endpoints: Sequence[str]) -> None:
+        self.collectors = tuple(collectors)
         self.refreshes = Counter(
             "openai_exporter_refreshes",
-            "Refreshes of the inventory from the Admin API, by result.",
-            ["result"],
+            "Refreshes from the Admin API, by collector and result.",
+            ["collector", "result"],
             registry=None,
         )
         self.refresh_errors = Counter(
             "openai_exporter_refresh_errors",
-            "Upstream listings that failed after their retries, by reason.",
-            ["reason"],
+            "Upstream listings that failed after their retries, by collector and reason.",
+            ["collector", "reason"],
             registry=None,
         )
         self.api_requests = Counter(
@@ -66,46 +61,67 @@ class ExporterHealth:
             ["endpoint", "code"],
             registry=None,
         )
-        for result in REFRESH_RESULTS:
-            self.refreshes.labels(result=result)
-        for reason in ERROR_REASONS:
-            self.refresh_errors.labels(reason=reason)
-        for endpoint in ENDPOINTS:
+        for collector in self.collectors:
+            for result in REFRESH_RESULTS:
+                self.refreshes.labels(collector=collector, result=result)
+            for reason in ERROR_REASONS:
+                self.refresh_errors.labels(collector=collector, reason=reason)
+        for endpoint in dict.fromkeys(endpoints):
             for code in COMMON_CODES:
                 self.api_requests.labels(endpoint=endpoint, code=code)
-        self.last_report: RefreshReport | None = None
-        self.last_success_at: float | None = None
+        self.last_reports: dict[str, RefreshReport] = {}
+        self.last_success_at: dict[str, float] = {}
 
     def record(self, report: RefreshReport) -> None:
-        self.last_report = report
-        self.refreshes.labels(result=report.result).inc()
-        for error in report.errors:
-            self.refresh_errors.labels(reason=error.reason).inc()
+        """What the cache calls after each refresh of a collector."""
+        self.last_reports[report.collector] = report
+        self.refreshes.labels(collector=report.collector, result=report.result).inc()
+        for failure in report.failures:
+            self.refresh_errors.labels(collector=report.collector, reason=failure.reason).inc()
         if report.result == "success":
-            self.last_success_at = report.started_at + report.duration
+            self.last_success_at[report.collector] = report.ended_at
+
+    def observe_request(self, endpoint: str, code: str) -> None:
+        """What the client calls after each request it sent."""
+        self.api_requests.labels(endpoint=endpoint, code=code).inc()
+
+    def succeeded(self, collector: str) -> bool:
+        report = self.last_reports.get(collector)
+        return report is not None and report.result == "success"
 
     @property
     def up(self) -> bool:
-        return self.last_report is not None and self.last_report.result == "success"
+        return all(self.succeeded(collector) for collector in self.collectors)
 
     def collect(self) -> Iterable[Metric]:
         yield GaugeMetricFamily(
             "openai_up",
-            "1 if the most recent refresh from the OpenAI Admin API completed without error.",
+            "1 if the last refresh of every enabled collector from the OpenAI Admin API "
+            "completed without error.",
             value=1 if self.up else 0,
         )
-        if self.last_success_at is not None:
-            yield GaugeMetricFamily(
-                "openai_exporter_last_success_timestamp_seconds",
-                "Unix time at which the last fully successful refresh ended.",
-                value=self.last_success_at,
-            )
-        if self.last_report is not None:
-            yield GaugeMetricFamily(
-                "openai_exporter_refresh_duration_seconds",
-                "Duration of the last refresh, successful or not.",
-                value=self.last_report.duration,
-            )
+        success = GaugeMetricFamily(
+            "openai_exporter_collector_success",
+            "1 if the collector's last refresh completed without error, else 0.",
+            labels=["collector"],
+        )
+        last_success = GaugeMetricFamily(
+            "openai_exporter_collector_last_success_timestamp_seconds",
+            "Unix time at which the collector's last fully successful refresh ended.",
+            labels=["collector"],
+        )
+        duration = GaugeMetricFamily(
+            "openai_exporter_collector_duration_seconds",
+            "Duration of the collector's last refresh, successful or not.",
+            labels=["collector"],
+        )
+        for collector in self.collectors:
+            success.add_metric([collector], 1 if self.succeeded(collector) else 0)
+            if collector in self.last_success_at:
+                last_success.add_metric([collector], self.last_success_at[collector])
+            if collector in self.last_reports:
+                duration.add_metric([collector], self.last_reports[collector].duration)
+        yield from (success, last_success, duration)
         for counter in (self.refreshes, self.refresh_errors, self.api_requests):
             yield from _without_created(counter.collect())
         build = GaugeMetricFamily(

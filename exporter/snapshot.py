@@ -1,55 +1,75 @@
-"""The inventory snapshot: plain immutable data, the only thing the cache holds.
+"""Snapshots: plain immutable data, the only thing the caches hold and the renderer reads.
 
-A refresh builds a new ``Inventory``; nothing ever mutates one, so a scrape can
-render it from any thread while the next refresh is being built.
+Each collector's refresh produces a ``ResourceState`` (its rows, when they were taken,
+whether complete); a ``Snapshot`` is the set of every enabled collector's last good
+state at one scrape. Nothing here is ever mutated, so a scrape can render a snapshot
+from any thread while the next refresh is being built. This module imports nothing of
+the exporter's: everything may import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar, get_args
 
-OwnerType = Literal["user", "service_account"]
-OwnerAccess = Literal["active", "inactive"]
+RowsT = TypeVar("RowsT")
 
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """One project API key, reduced to what the metrics need (never its value)."""
-
-    id: str
-    name: str
-    created_at: int
-    last_used_at: int | None
-    owner_type: OwnerType
-    owner_id: str
-    owner_name: str
-    owner_email: str
-    owner_project_access: OwnerAccess
+RefreshResult = Literal["success", "partial", "failure"]
+REFRESH_RESULTS: tuple[RefreshResult, ...] = get_args(RefreshResult)
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectRecord:
-    """One project and its keys.
+class ResourceState(Generic[RowsT]):
+    """One collector's rows as of ``taken_at`` (unix seconds).
 
-    ``keys`` is ``None`` when this project's keys have never been listed
-    successfully: the exporter then publishes the project but no key count,
-    rather than a wrong count of zero.
+    ``complete`` is False after a partial refresh: some rows are then the last good
+    ones of an earlier refresh (a project whose keys could not be listed this time).
     """
 
-    id: str
-    name: str
-    status: str
-    keys: tuple[ApiKeyRecord, ...] | None
+    rows: RowsT
+    taken_at: float
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)
-class Inventory:
-    """What the organization looked like at ``taken_at`` (unix seconds)."""
+class Failure:
+    """One listing that failed for good, as health metrics and the landing page show it."""
 
-    projects: tuple[ProjectRecord, ...]
-    taken_at: float
+    reason: str  # one of exporter.upstream.errors.ERROR_REASONS
+    text: str  # the whole message, never holding the admin key
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What one collector's last refresh did."""
+
+    collector: str
+    result: RefreshResult
+    started_at: float
+    duration: float
+    failures: tuple[Failure, ...] = ()
 
     @property
-    def key_count(self) -> int:
-        return sum(len(project.keys) for project in self.projects if project.keys is not None)
+    def ended_at(self) -> float:
+        return self.started_at + self.duration
+
+
+class Snapshot(Mapping[str, ResourceState[Any]]):
+    """Every enabled collector's last good state, by collector name; a collector that
+    has no good state yet is absent."""
+
+    __slots__ = ("_states",)
+
+    def __init__(self, states: Mapping[str, ResourceState[Any]] | None = None) -> None:
+        self._states = MappingProxyType(dict(states or {}))
+
+    def __getitem__(self, name: str) -> ResourceState[Any]:
+        return self._states[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)

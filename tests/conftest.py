@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from exporter.app import create_app
 from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.organization import Organization
+from exporter.web.app import create_app
 from tests.support import ExporterFactory, FakeTime, Simulation, exporter_settings
 
 

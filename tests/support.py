@@ -11,10 +11,10 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from exporter.clock import Clocks
 from exporter.config import Settings
 from exporter.simulator.app import SimulatorState
 from exporter.simulator.organization import Organization
-from exporter.upstream import Clocks
 
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 
@@ -29,8 +29,9 @@ CONTRACT = {
     "openai_api_key_age_seconds",
     "openai_api_key_idle_seconds",
     "openai_api_key_never_used",
-    "openai_exporter_last_success_timestamp_seconds",
-    "openai_exporter_refresh_duration_seconds",
+    "openai_exporter_collector_success",
+    "openai_exporter_collector_last_success_timestamp_seconds",
+    "openai_exporter_collector_duration_seconds",
     "openai_exporter_refreshes_total",
     "openai_exporter_refresh_errors_total",
     "openai_exporter_api_requests_total",

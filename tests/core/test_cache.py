@@ -1,12 +1,14 @@
-"""The cache: TTL freshness, single flight, bounded waits, last good snapshot kept."""
+"""The caches: TTL freshness per collector, single flight, bounded waits, last good kept."""
+
+from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from exporter.cache import InventoryCache
-from exporter.errors import UpstreamError
-from exporter.health import ExporterHealth, RefreshReport
-from exporter.refresh import RefreshOutcome
-from exporter.snapshot import Inventory, ProjectRecord
+from exporter.cache import CollectorCache, SnapshotCache
+from exporter.clock import Clocks
+from exporter.collectors.runner import RunOutcome
+from exporter.snapshot import Failure, RefreshReport, ResourceState, Snapshot
 
 
 class FakeTimer:
@@ -20,48 +22,68 @@ class FakeTimer:
 class ScriptedRefresh:
     """Hands out outcomes in turn, counting calls; an Event can hold a refresh open."""
 
-    def __init__(self, *results: str) -> None:
+    def __init__(self, *results: str, name: str = "keys") -> None:
+        self.name = name
         self.results = list(results)
         self.calls = 0
         self.release = asyncio.Event()
         self.release.set()
 
-    async def __call__(self, previous: Inventory | None) -> RefreshOutcome:
+    async def __call__(self, previous: ResourceState[Any] | None) -> RunOutcome:
         self.calls += 1
         await self.release.wait()
         result = self.results.pop(0) if self.results else "success"
         if result == "failure":
-            error = UpstreamError("server_error", "boom", endpoint="projects", status=500)
-            return RefreshOutcome(previous, RefreshReport("failure", 0.0, 0.1, (error,)))
-        inventory = Inventory((ProjectRecord(f"proj_{self.calls}", "p", "active", ()),), 0.0)
-        return RefreshOutcome(inventory, RefreshReport("success", 0.0, 0.1, ()))
+            failure = Failure("server_error", "boom")
+            return RunOutcome(previous, RefreshReport(self.name, "failure", 0.0, 0.1, (failure,)))
+        state = ResourceState(f"{self.name} rows {self.calls}", 0.0)
+        return RunOutcome(state, RefreshReport(self.name, "success", 0.0, 0.1))
 
 
-def make_cache(refresh: ScriptedRefresh, timer: FakeTimer) -> tuple[InventoryCache, ExporterHealth]:
-    health = ExporterHealth()
-    cache = InventoryCache(refresh, health=health, ttl=300, retry_interval=60, timer=timer)
-    return cache, health
+class Reports(list[RefreshReport]):
+    def last(self, name: str) -> RefreshReport:
+        return [report for report in self if report.collector == name][-1]
 
 
-async def test_a_fresh_snapshot_is_served_without_refreshing() -> None:
+def collector_cache(
+    refresh: ScriptedRefresh, timer: FakeTimer, reports: Reports, *, ttl: float = 300
+) -> CollectorCache:
+    return CollectorCache(
+        refresh.name,
+        refresh,
+        observe=reports.append,
+        ttl=ttl,
+        retry_interval=60,
+        clocks=Clocks(monotonic=timer),
+    )
+
+
+def make_cache(refresh: ScriptedRefresh, timer: FakeTimer) -> tuple[SnapshotCache, Reports]:
+    reports = Reports()
+    return SnapshotCache([collector_cache(refresh, timer, reports)]), reports
+
+
+def rows(snapshot: Snapshot, name: str = "keys") -> object:
+    return snapshot[name].rows if name in snapshot else None
+
+
+async def test_a_fresh_state_is_served_without_refreshing() -> None:
     refresh, timer = ScriptedRefresh(), FakeTimer()
     cache, _ = make_cache(refresh, timer)
     first = await cache.get(wait=5)
     timer.now += 299
-    assert await cache.get(wait=5) is first
+    assert (await cache.get(wait=5))["keys"] is first["keys"]
     assert refresh.calls == 1
 
 
 async def test_ttl_expiry_triggers_a_refresh() -> None:
     refresh, timer = ScriptedRefresh(), FakeTimer()
     cache, _ = make_cache(refresh, timer)
-    first = await cache.get(wait=5)
+    await cache.get(wait=5)
     timer.now += 301
     second = await cache.get(wait=5)
     assert refresh.calls == 2
-    assert first is not None
-    assert second is not None
-    assert second.projects[0].id == "proj_2"
+    assert rows(second) == "keys rows 2"
 
 
 async def test_concurrent_scrapes_share_one_refresh() -> None:
@@ -73,7 +95,7 @@ async def test_concurrent_scrapes_share_one_refresh() -> None:
     refresh.release.set()
     results = await asyncio.gather(*scrapes)
     assert refresh.calls == 1
-    assert all(result is results[0] and result is not None for result in results)
+    assert all(result["keys"] is results[0]["keys"] for result in results)
 
 
 async def test_a_scrape_waits_only_its_budget_then_serves_the_last_good() -> None:
@@ -83,54 +105,66 @@ async def test_a_scrape_waits_only_its_budget_then_serves_the_last_good() -> Non
     timer.now += 301
     refresh.release.clear()
     served = await asyncio.wait_for(cache.get(wait=0.05), timeout=2)
-    assert served is first
-    assert cache.refreshing  # the refresh goes on for the next scrape
+    assert served["keys"] is first["keys"]
+    [keys] = cache.caches
+    assert keys.refreshing  # the refresh goes on for the next scrape
     refresh.release.set()
-    await cache.start_refresh()
-    assert cache.last_good is not first
+    await keys.start_refresh()
+    assert keys.last_good is not first["keys"]
 
 
-async def test_a_failed_refresh_keeps_the_last_good_snapshot_and_retries_sooner() -> None:
+async def test_a_failed_refresh_keeps_the_last_good_state_and_retries_sooner() -> None:
     refresh, timer = ScriptedRefresh("success", "failure", "success"), FakeTimer()
-    cache, health = make_cache(refresh, timer)
+    cache, reports = make_cache(refresh, timer)
     good = await cache.get(wait=5)
     timer.now += 301
-    assert await cache.get(wait=5) is good
-    assert not health.up
+    assert (await cache.get(wait=5))["keys"] is good["keys"]
+    assert reports.last("keys").result == "failure"
     timer.now += 30  # within the retry interval: no hammering
     await cache.get(wait=5)
     assert refresh.calls == 2
     timer.now += 31
     recovered = await cache.get(wait=5)
     assert refresh.calls == 3
-    assert recovered is not good
-    assert health.up
+    assert recovered["keys"] is not good["keys"]
+    assert reports.last("keys").result == "success"
 
 
 async def test_nothing_before_the_first_refresh_completes() -> None:
     refresh, timer = ScriptedRefresh(), FakeTimer()
     cache, _ = make_cache(refresh, timer)
     refresh.release.clear()
-    assert await cache.get(wait=0.01) is None
+    assert dict(await cache.get(wait=0.01)) == {}
+    assert not cache.ready
     refresh.release.set()
-    await cache.start_refresh()
-    assert cache.last_good is not None
+    await cache.caches[0].start_refresh()
+    assert cache.ready
 
 
 async def test_a_crashing_refresh_is_a_failure_not_a_dead_cache() -> None:
     timer = FakeTimer()
     calls = 0
 
-    async def crash(previous: Inventory | None) -> RefreshOutcome:
+    async def crash(previous: ResourceState[Any] | None) -> RunOutcome:
         nonlocal calls
         calls += 1
         raise RuntimeError("bug")
 
-    health = ExporterHealth()
-    cache = InventoryCache(crash, health=health, ttl=300, retry_interval=60, timer=timer)
-    assert await cache.get(wait=1) is None
-    assert health.last_report is not None
-    assert health.last_report.result == "failure"
+    reports = Reports()
+    cache = SnapshotCache(
+        [
+            CollectorCache(
+                "keys",
+                crash,
+                observe=reports.append,
+                ttl=300,
+                retry_interval=60,
+                clocks=Clocks(monotonic=timer),
+            )
+        ]
+    )
+    assert dict(await cache.get(wait=1)) == {}
+    assert reports.last("keys").result == "failure"
     timer.now += 61
     await cache.get(wait=1)
     assert calls == 2
@@ -140,7 +174,55 @@ async def test_close_cancels_a_running_refresh() -> None:
     refresh, timer = ScriptedRefresh(), FakeTimer()
     cache, _ = make_cache(refresh, timer)
     refresh.release.clear()
-    task = cache.start_refresh()
+    task = cache.caches[0].start_refresh()
     await asyncio.sleep(0)
     await cache.close()
     assert task.cancelled()
+
+
+async def test_one_failing_collector_never_blanks_or_delays_another() -> None:
+    timer, reports = FakeTimer(), Reports()
+    keys = ScriptedRefresh("success", "success", name="keys")
+    users = ScriptedRefresh("success", "failure", name="users")
+    cache = SnapshotCache(
+        [collector_cache(keys, timer, reports), collector_cache(users, timer, reports)]
+    )
+    first = await cache.get(wait=5)
+    timer.now += 301
+    second = await cache.get(wait=5)
+    assert rows(second, "keys") == "keys rows 2"
+    assert second["users"] is first["users"]  # the failed listing kept its last good rows
+    assert reports.last("users").result == "failure"
+    assert reports.last("keys").result == "success"
+
+
+async def test_each_collector_refreshes_on_its_own_schedule() -> None:
+    timer, reports = FakeTimer(), Reports()
+    fast = ScriptedRefresh(name="fast")
+    slow = ScriptedRefresh(name="slow")
+    cache = SnapshotCache(
+        [
+            collector_cache(fast, timer, reports, ttl=60),
+            collector_cache(slow, timer, reports, ttl=3600),
+        ]
+    )
+    await cache.get(wait=5)
+    for _ in range(5):
+        timer.now += 61
+        await cache.get(wait=5)
+    assert (fast.calls, slow.calls) == (6, 1)
+
+
+async def test_a_slow_collector_does_not_hold_back_the_others() -> None:
+    timer, reports = FakeTimer(), Reports()
+    quick = ScriptedRefresh(name="quick")
+    stuck = ScriptedRefresh(name="stuck")
+    stuck.release.clear()
+    cache = SnapshotCache(
+        [collector_cache(quick, timer, reports), collector_cache(stuck, timer, reports)]
+    )
+    served = await asyncio.wait_for(cache.get(wait=0.05), timeout=2)
+    assert rows(served, "quick") == "quick rows 1"
+    assert "stuck" not in served
+    stuck.release.set()
+    await cache.close()

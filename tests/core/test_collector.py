@@ -7,15 +7,14 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import InventoryCollector
-from exporter.exposition import InventoryRenderer
-from exporter.snapshot import ApiKeyRecord, Inventory, ProjectRecord
+from exporter.collectors.api_keys import ApiKeyRecord, ProjectRecord
+from exporter.snapshot import Snapshot
+from tests.rendering import KeysRenderer, keys_snapshot, projects_of, reference_text
 from tests.support import assert_promtool_accepts
 
 NOW = 1_750_000_000.0
@@ -44,14 +43,13 @@ def key(
     )
 
 
-def render(inventory: Inventory | None, *, owner_email: bool = False) -> str:
-    renderer = InventoryRenderer(ttl=300, owner_email=owner_email)
+def render(inventory: Snapshot | None, *, owner_email: bool = False) -> str:
+    renderer = KeysRenderer(ttl=300, owner_email=owner_email)
     return renderer.render_text(inventory, now=NOW).decode()
 
 
-def render_reference(inventory: Inventory | None, *, owner_email: bool = False) -> str:
-    collector = InventoryCollector(inventory, now=NOW, ttl=300, owner_email=owner_email)
-    return generate_latest(collector).decode()
+def render_reference(inventory: Snapshot | None, *, owner_email: bool = False) -> str:
+    return reference_text(inventory, now=NOW, ttl=300, owner_email=owner_email)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -66,7 +64,7 @@ def value(text: str, name: str, **labels: str) -> float | None:
     return samples(text).get((name, tuple(sorted(labels.items()))))
 
 
-INVENTORY = Inventory(
+INVENTORY = keys_snapshot(
     projects=(
         ProjectRecord(
             "proj_a",
@@ -147,7 +145,7 @@ AWKWARD = ['quote " and \\ backslash', "new\nline", "emoji 🔑 ключ 鍵", "
 
 @pytest.mark.parametrize("name", AWKWARD)
 def test_awkward_names_round_trip_through_the_exposition(name: str) -> None:
-    inventory = Inventory(
+    inventory = keys_snapshot(
         (ProjectRecord("proj_x", name, "active", (key("key_x", name=name, owner_name=name),)),),
         NOW,
     )
@@ -171,7 +169,7 @@ label_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 def test_any_unicode_label_value_parses_back(
     project_name: str, key_name: str, owner_name: str
 ) -> None:
-    inventory = Inventory(
+    inventory = keys_snapshot(
         (
             ProjectRecord(
                 "proj_h",
@@ -197,9 +195,9 @@ def test_any_unicode_label_value_parses_back(
 
 
 def test_promtool_finds_nothing_to_lint() -> None:
-    inventory = Inventory(
+    inventory = keys_snapshot(
         (
-            *INVENTORY.projects,
+            *projects_of(INVENTORY),
             ProjectRecord("proj_odd", AWKWARD[0], "active", (key("key_odd", name=AWKWARD[2]),)),
         ),
         NOW,

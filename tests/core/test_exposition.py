@@ -7,15 +7,14 @@ import zlib
 from dataclasses import replace
 
 import pytest
-from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
-from exporter.collector import InventoryCollector
-from exporter.exposition import InventoryRenderer
+from exporter.collectors.api_keys import ApiKeyRecord, ProjectRecord
 from exporter.simulator.organization import OrganizationSpec, SimUser, build_organization
-from exporter.snapshot import ApiKeyRecord, Inventory, ProjectRecord
+from exporter.snapshot import Snapshot
+from tests.rendering import KeysRenderer, keys_snapshot, projects_of, reference_text
 from tests.support import ExporterFactory, Simulation, parse_samples, sample, series
 
 NOW = 1_750_000_000.75  # a fraction: ages are taken at the whole second before it
@@ -26,7 +25,7 @@ PROMETHEUS_ACCEPT = (
 )
 
 
-def simulated_inventory(projects: int = 12, keys_per_project: int = 7) -> Inventory:
+def simulated_inventory(projects: int = 12, keys_per_project: int = 7) -> Snapshot:
     """A seeded organization (awkward names included) as the refresher would store it."""
     org = build_organization(
         OrganizationSpec(
@@ -50,22 +49,21 @@ def simulated_inventory(projects: int = 12, keys_per_project: int = 7) -> Invent
             for key in org.keys(project.id)
         )
         records.append(ProjectRecord(project.id, project.name, project.status, keys))
-    return Inventory(tuple(records), taken_at=NOW - 5)
+    return keys_snapshot(tuple(records), taken_at=NOW - 5)
 
 
-def reference(inventory: Inventory | None, *, now: float = NOW, owner_email: bool = False) -> str:
-    collector = InventoryCollector(inventory, now=now, ttl=300, owner_email=owner_email)
-    return generate_latest(collector).decode()
+def reference(inventory: Snapshot | None, *, now: float = NOW, owner_email: bool = False) -> str:
+    return reference_text(inventory, now=now, ttl=300, owner_email=owner_email)
 
 
-def text(renderer: InventoryRenderer, inventory: Inventory | None, *, now: float = NOW) -> str:
+def text(renderer: KeysRenderer, inventory: Snapshot | None, *, now: float = NOW) -> str:
     return renderer.render_text(inventory, now=now).decode()
 
 
 @pytest.mark.parametrize("owner_email", [False, True])
 def test_same_samples_as_the_reference_collector(owner_email: bool) -> None:
     inventory = simulated_inventory()
-    renderer = InventoryRenderer(ttl=300, owner_email=owner_email)
+    renderer = KeysRenderer(ttl=300, owner_email=owner_email)
     ours = parse_samples(text(renderer, inventory))
     assert ours == parse_samples(reference(inventory, owner_email=owner_email))
     assert len(series(ours, "openai_api_key_info")) == 12 * 7
@@ -73,15 +71,15 @@ def test_same_samples_as_the_reference_collector(owner_email: bool) -> None:
 
 def test_same_help_and_types_as_the_reference_collector() -> None:
     inventory = simulated_inventory(2, 2)
-    ours = text(InventoryRenderer(ttl=600, owner_email=False), inventory)
-    theirs = generate_latest(InventoryCollector(inventory, now=NOW, ttl=600, owner_email=False))
+    ours = text(KeysRenderer(ttl=600, owner_email=False), inventory)
+    theirs = reference_text(inventory, now=NOW, ttl=600).encode()
     comments = {line for line in theirs.decode().splitlines() if line.startswith("#")}
     assert {line for line in ours.splitlines() if line.startswith("#")} == comments
 
 
 def test_the_text_with_eof_is_openmetrics_with_the_same_samples() -> None:
     inventory = simulated_inventory()
-    plain = text(InventoryRenderer(ttl=300, owner_email=False), inventory)
+    plain = text(KeysRenderer(ttl=300, owner_email=False), inventory)
     families = list(openmetrics_families(plain + "# EOF\n"))  # type: ignore[no-untyped-call]
     samples = {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
     assert samples == parse_samples(plain)
@@ -89,7 +87,7 @@ def test_the_text_with_eof_is_openmetrics_with_the_same_samples() -> None:
 
 def test_gzip_is_one_member_holding_exactly_the_plain_text() -> None:
     inventory = simulated_inventory()
-    renderer = InventoryRenderer(ttl=300, owner_email=False)
+    renderer = KeysRenderer(ttl=300, owner_email=False)
     tail = b"# HELP openai_up Up.\n# TYPE openai_up gauge\nopenai_up 1\n"
     plain = b"".join(renderer.render(inventory, now=NOW, tail=tail))
     for now in (NOW, NOW + 0.1, NOW + 1):  # the first one compresses, then reuse, then anew
@@ -107,7 +105,7 @@ def test_gzip_is_one_member_holding_exactly_the_plain_text() -> None:
 
 
 def test_without_a_snapshot_only_the_tail_is_served() -> None:
-    renderer = InventoryRenderer(ttl=300, owner_email=False)
+    renderer = KeysRenderer(ttl=300, owner_email=False)
     assert renderer.render(None, now=NOW, tail=b"tail\n") == (b"tail\n",)
     assert gzip.decompress(b"".join(renderer.render(None, now=NOW, tail=b"t\n", gzip=True))) == (
         b"t\n"
@@ -116,9 +114,9 @@ def test_without_a_snapshot_only_the_tail_is_served() -> None:
 
 def test_ages_move_with_the_clock_in_whole_seconds() -> None:
     inventory = simulated_inventory(2, 3)
-    renderer = InventoryRenderer(ttl=300, owner_email=False)
-    key = inventory.projects[0].keys[0]  # type: ignore[index]
-    ids = {"project_id": inventory.projects[0].id, "api_key_id": key.id}
+    renderer = KeysRenderer(ttl=300, owner_email=False)
+    key = projects_of(inventory)[0].keys[0]  # type: ignore[index]
+    ids = {"project_id": projects_of(inventory)[0].id, "api_key_id": key.id}
     for now in (NOW, NOW + 0.2, NOW + 3600):
         ours = parse_samples(text(renderer, inventory, now=now))
         age = sample(ours, "openai_api_key_age_seconds", **ids)
@@ -130,8 +128,8 @@ def test_a_timestamp_in_the_future_gives_an_age_of_zero_not_a_negative_one() -> 
     future = ApiKeyRecord(
         "key_f", "f", int(NOW) + 100, int(NOW) + 50, "user", "u", "U", "", "active"
     )
-    inventory = Inventory((ProjectRecord("proj_f", "F", "active", (future,)),), NOW)
-    ours = parse_samples(text(InventoryRenderer(ttl=300, owner_email=False), inventory))
+    inventory = keys_snapshot((ProjectRecord("proj_f", "F", "active", (future,)),), NOW)
+    ours = parse_samples(text(KeysRenderer(ttl=300, owner_email=False), inventory))
     ids = {"project_id": "proj_f", "api_key_id": "key_f"}
     assert sample(ours, "openai_api_key_age_seconds", **ids) == 0
     assert sample(ours, "openai_api_key_idle_seconds", **ids) == 0
@@ -140,8 +138,8 @@ def test_a_timestamp_in_the_future_gives_an_age_of_zero_not_a_negative_one() -> 
 
 def test_percent_signs_and_escapes_in_ids_survive_the_templates() -> None:
     odd = ApiKeyRecord('key_%d%s%%"\\\n', "n", int(NOW) - DAY, None, "user", "u", "U", "", "active")
-    inventory = Inventory((ProjectRecord("proj_%", "P", "active", (odd,)),), NOW)
-    ours = parse_samples(text(InventoryRenderer(ttl=300, owner_email=False), inventory))
+    inventory = keys_snapshot((ProjectRecord("proj_%", "P", "active", (odd,)),), NOW)
+    ours = parse_samples(text(KeysRenderer(ttl=300, owner_email=False), inventory))
     ids = {"project_id": "proj_%", "api_key_id": 'key_%d%s%%"\\\n'}
     assert sample(ours, "openai_api_key_age_seconds", **ids) == DAY
     assert ours == parse_samples(reference(inventory))
@@ -149,11 +147,11 @@ def test_percent_signs_and_escapes_in_ids_survive_the_templates() -> None:
 
 def test_a_new_snapshot_replaces_the_prepared_text() -> None:
     inventory = simulated_inventory(3, 3)
-    renderer = InventoryRenderer(ttl=300, owner_email=False)
+    renderer = KeysRenderer(ttl=300, owner_email=False)
     before = parse_samples(text(renderer, inventory))
-    gone = inventory.projects[0].keys[0]  # type: ignore[index]
-    first = replace(inventory.projects[0], keys=inventory.projects[0].keys[1:])  # type: ignore[index]
-    after = Inventory((first, *inventory.projects[1:]), NOW)
+    gone = projects_of(inventory)[0].keys[0]  # type: ignore[index]
+    first = replace(projects_of(inventory)[0], keys=projects_of(inventory)[0].keys[1:])  # type: ignore[index]
+    after = keys_snapshot((first, *projects_of(inventory)[1:]), NOW)
     now_text = text(renderer, after)
     assert gone.id in str(before)
     assert gone.id not in now_text

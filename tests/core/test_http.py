@@ -54,8 +54,8 @@ async def test_landing_page_names_the_exporter_and_links_to_metrics(
     assert "OpenAI Key Exporter" in page
     assert __version__ in page
     assert 'href="/metrics"' in page
-    assert "<th>API keys</th><td>6</td>" in page
-    assert "<th>Projects</th><td>2</td>" in page
+    assert "<th>api_keys</th><td>2 projects, 6 keys</td>" in page
+    assert "Enabled collectors: api_keys" in page
     assert "Demo mode" not in page
 
 
@@ -190,9 +190,16 @@ async def test_when_the_project_list_fails_the_whole_last_snapshot_stays(
     assert sample(served, "openai_up") == 0
     for name in ("openai_project_info", "openai_api_key_info", "openai_project_api_keys"):
         assert series(served, name) == series(good, name)
-    assert sample(served, "openai_exporter_refreshes_total", result="failure") == 1
-    success_time = sample(served, "openai_exporter_last_success_timestamp_seconds")
-    assert success_time == sample(good, "openai_exporter_last_success_timestamp_seconds")
+    assert (
+        sample(served, "openai_exporter_refreshes_total", collector="api_keys", result="failure")
+        == 1
+    )
+    success_time = sample(
+        served, "openai_exporter_collector_last_success_timestamp_seconds", collector="api_keys"
+    )
+    assert success_time == sample(
+        good, "openai_exporter_collector_last_success_timestamp_seconds", collector="api_keys"
+    )
     simulation.state.faults.clear()
     fake_time.monotonic_now += 61  # the retry interval, not the whole TTL
     recovered = await metrics_of(client)
@@ -213,7 +220,10 @@ async def test_a_failed_project_listing_keeps_its_last_good_keys(
     samples = await metrics_of(client)
     assert sample(samples, "openai_project_api_keys", project_id=first) == 4
     assert sample(samples, "openai_project_api_keys", project_id=second) == 3
-    assert sample(samples, "openai_exporter_refreshes_total", result="partial") == 1
+    assert (
+        sample(samples, "openai_exporter_refreshes_total", collector="api_keys", result="partial")
+        == 1
+    )
     assert sample(samples, "openai_up") == 0
 
 
@@ -229,7 +239,10 @@ async def test_concurrent_scrapes_on_an_expired_cache_cause_one_refresh(
     simulation.state.faults.latency = 0.05
     results = await asyncio.gather(*(metrics_of(client) for _ in range(50)))
     assert len(simulation.state.requests) == 2 * one_refresh
-    assert all(sample(r, "openai_exporter_refreshes_total", result="success") == 2 for r in results)
+    assert all(
+        sample(r, "openai_exporter_refreshes_total", collector="api_keys", result="success") == 2
+        for r in results
+    )
 
 
 async def test_a_scrape_never_waits_past_its_timeout(
@@ -263,7 +276,10 @@ async def test_admin_key_file_is_reread_at_each_refresh(
     fake_time.monotonic_now += 301
     samples = await metrics_of(client)
     assert sample(samples, "openai_up") == 0
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="auth") == 1
+    assert (
+        sample(samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth")
+        == 1
+    )
     assert len(series(samples, "openai_api_key_info")) == 6
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from exporter.app import create_app
+from exporter.web.app import create_app
 from tests.support import FakeTime, Simulation, exporter_settings, parse_samples, sample
 
 UNREACHABLE = "http://api.openai.invalid/v1"  # only a proxy can get there

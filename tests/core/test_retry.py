@@ -4,7 +4,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from exporter.retry import RetryPolicy, is_retryable_status, retry_after_seconds
+from exporter.upstream.retry import RetryPolicy, is_retryable_status, retry_after_seconds
 
 NOW = 1_700_000_000.0
 

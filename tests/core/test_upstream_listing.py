@@ -151,8 +151,19 @@ async def test_retries_are_bounded(
     assert len(simulation.requests_to("projects")) == 3
     assert len(fake_time.sleeps) == 2
     assert sample(samples, "openai_up") == 0
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="server_error") == 1
-    assert sample(samples, "openai_exporter_refreshes_total", result="failure") == 1
+    assert (
+        sample(
+            samples,
+            "openai_exporter_refresh_errors_total",
+            collector="api_keys",
+            reason="server_error",
+        )
+        == 1
+    )
+    assert (
+        sample(samples, "openai_exporter_refreshes_total", collector="api_keys", result="failure")
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -178,8 +189,14 @@ async def test_a_bad_key_page_keeps_the_project_known_and_counts_the_reason(
     assert sample(samples, "openai_project_api_keys", project_id=good.id) == 2
     assert sample(samples, "openai_project_api_keys", project_id=bad.id) is None
     assert sample(samples, "openai_up") == 0
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason=reason) == 1
-    assert sample(samples, "openai_exporter_refreshes_total", result="partial") == 1
+    assert (
+        sample(samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason=reason)
+        == 1
+    )
+    assert (
+        sample(samples, "openai_exporter_refreshes_total", collector="api_keys", result="partial")
+        == 1
+    )
     bad_requests = [r for r in simulation.state.requests if bad.id in r.path]
     assert len(bad_requests) <= 2, "bad pages are not retried, and a repeated cursor stops"
 
@@ -191,7 +208,10 @@ async def test_refused_key_is_one_clear_log_line_without_the_key(
     simulation.state.accepted_admin_keys = {"sk-admin-some-other-key"}
     with caplog.at_level(logging.WARNING):
         samples = parse_samples(await scrape(await start_exporter()))
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="auth") == 1
+    assert (
+        sample(samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth")
+        == 1
+    )
     assert len(simulation.requests_to("projects")) == 1, "a refused key is not retried"
     lines = [record.getMessage() for record in caplog.records if "auth" in record.getMessage()]
     assert len(lines) == 1
@@ -208,7 +228,12 @@ async def test_request_timeout_is_a_timeout(
     simulation.state.faults.add(Fault("slow", delay=2.0), endpoint="api_keys", times=None)
     client = await start_exporter(openai_request_timeout=0.2, openai_max_retries=1)
     samples = parse_samples(await scrape(client))
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="timeout") == 1
+    assert (
+        sample(
+            samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="timeout"
+        )
+        == 1
+    )
     assert (
         sample(samples, "openai_exporter_api_requests_total", endpoint="api_keys", code="error")
         == 2
@@ -222,7 +247,12 @@ async def test_broken_connections_are_network_errors(
     simulation.org.add_project("web")
     simulation.state.faults.add(Fault(kind), endpoint="projects", times=None)  # type: ignore[arg-type]
     samples = parse_samples(await scrape(await start_exporter(openai_max_retries=1)))
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="network") == 1
+    assert (
+        sample(
+            samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="network"
+        )
+        == 1
+    )
     assert sample(samples, "openai_up") == 0
 
 
@@ -240,11 +270,19 @@ async def test_a_refresh_never_outlives_its_deadline(
     simulation.state.faults.add(Fault("slow", delay=5), endpoint="api_keys", project_id=slow.id)
     fake_time.monotonic_now += 301
     samples = parse_samples(await scrape(client))
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="timeout") == 1
-    assert sample(samples, "openai_exporter_refreshes_total", result="partial") == 1
+    assert (
+        sample(
+            samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="timeout"
+        )
+        == 1
+    )
+    assert (
+        sample(samples, "openai_exporter_refreshes_total", collector="api_keys", result="partial")
+        == 1
+    )
     assert sample(samples, "openai_project_api_keys", project_id=fast.id) == 2
     assert sample(samples, "openai_project_api_keys", project_id=slow.id) == 1
-    duration = sample(samples, "openai_exporter_refresh_duration_seconds")
+    duration = sample(samples, "openai_exporter_collector_duration_seconds", collector="api_keys")
     assert duration is not None
     assert duration < 5
 
@@ -255,10 +293,11 @@ async def test_a_listing_longer_than_the_page_bound_stops_with_an_error(
     import aiohttp
     from pydantic import SecretStr
 
-    from exporter.client import AdminApiClient
-    from exporter.errors import UpstreamError
-    from exporter.health import ExporterHealth
-    from exporter.retry import RetryPolicy
+    from exporter.collectors.api_keys import API_KEYS
+    from exporter.upstream.client import AdminApiClient
+    from exporter.upstream.errors import UpstreamError
+    from exporter.upstream.lister import list_all
+    from exporter.upstream.retry import RetryPolicy
 
     project = simulation.org.add_project("big")
     add_keys(simulation, project.id, 250)
@@ -267,13 +306,13 @@ async def test_a_listing_longer_than_the_page_bound_stops_with_an_error(
             session,
             simulation.base_url,
             SecretStr("sk-admin-test-fake"),
-            health=ExporterHealth(),
+            observe=lambda endpoint, code: None,
             retry=RetryPolicy(max_retries=0),
             request_timeout=5,
             max_pages=2,
         )
         with pytest.raises(UpstreamError) as caught:
-            await client.project_keys(project.id)
+            await list_all(client, API_KEYS, path_args={"project_id": project.id})
     assert caught.value.reason == "bad_response"
     assert caught.value.project_id == project.id
     assert "more than 2 pages" in str(caught.value)
@@ -303,7 +342,15 @@ async def test_a_redirect_is_not_followed_with_the_key(
     client = await start_exporter(base_url=str(redirecting.make_url("/v1")))
     samples = parse_samples(await scrape(client))
     assert seen_authorization == []
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="client_error") == 1
+    assert (
+        sample(
+            samples,
+            "openai_exporter_refresh_errors_total",
+            collector="api_keys",
+            reason="client_error",
+        )
+        == 1
+    )
     assert (
         sample(samples, "openai_exporter_api_requests_total", endpoint="projects", code="302") == 1
     )

@@ -6,6 +6,7 @@ checks, so a fault added here is exercised everywhere.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from exporter.app import CACHE
-from exporter.errors import ErrorReason
 from exporter.simulator.faults import Fault
+from exporter.upstream.errors import ErrorReason
+from exporter.web.app import CACHE
 from tests.support import DAY, Samples, Simulation, parse_samples, series
 
 # Never a real key: the point is that this string shows up nowhere.
@@ -181,5 +182,5 @@ def app_of(client: TestClient[Any, Any]) -> web.Application:
 async def settle(client: TestClient[Any, Any]) -> None:
     """Wait for a refresh in flight (if any) to finish."""
     cache = app_of(client)[CACHE]
-    if cache.refreshing:
-        await cache.start_refresh()  # the running one: start_refresh never starts a second
+    running = [c.start_refresh() for c in cache.caches if c.refreshing]
+    await asyncio.gather(*running)  # the running ones: start_refresh never starts a second

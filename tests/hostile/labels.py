@@ -1,4 +1,4 @@
-"""Helpers for the exposition property tests: a reference rendering, and a whole
+"""Helpers for the exposition property tests: a whole
 exporter (with its simulator) on a background loop that synchronous hypothesis
 tests can drive example by example through real HTTP."""
 
@@ -12,23 +12,14 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from prometheus_client import generate_latest
 
-from exporter.app import create_app
-from exporter.collector import InventoryCollector
 from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.organization import Organization
-from exporter.snapshot import Inventory
+from exporter.web.app import create_app
 from tests.support import FakeTime, exporter_settings
 
 T = TypeVar("T")
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-
-
-def render_exposition(inventory: Inventory, *, now: float) -> str:
-    """The inventory's families in the text format, by the reference collector."""
-    collector = InventoryCollector(inventory, now=now, ttl=300, owner_email=True)
-    return generate_latest(collector).decode()
 
 
 class ThreadedExporter:

@@ -37,4 +37,12 @@ async def test_odd_project_ids_stay_in_their_own_listing(
     assert [r.endpoint for r in simulation.state.requests].count("other") == 0
     # ".." cannot be one path segment: that project's listing is refused, not sent.
     assert sample(samples, "openai_project_api_keys", project_id="..") is None
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="bad_response") == 1
+    assert (
+        sample(
+            samples,
+            "openai_exporter_refresh_errors_total",
+            collector="api_keys",
+            reason="bad_response",
+        )
+        == 1
+    )

@@ -24,14 +24,13 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from exporter.client import AdminApiClient
-from exporter.errors import UpstreamError
-from exporter.health import ExporterHealth
-from exporter.refresh import key_record
-from exporter.retry import RetryPolicy
-from exporter.snapshot import Inventory, ProjectRecord
+from exporter.collectors.api_keys import API_KEYS, PROJECTS, ProjectRecord, key_record
+from exporter.upstream.client import AdminApiClient
+from exporter.upstream.errors import UpstreamError
+from exporter.upstream.lister import list_all
+from exporter.upstream.retry import RetryPolicy
 from tests.hostile.cases import CANARY, CANARY_MARK
-from tests.hostile.labels import render_exposition
+from tests.rendering import keys_snapshot, reference_text
 
 EXAMPLES = settings(
     max_examples=120,
@@ -75,17 +74,17 @@ async def list_both(body: bytes) -> list[object]:
             session,
             base_url,
             SecretStr(CANARY),
-            health=ExporterHealth(),
+            observe=lambda endpoint, code: None,
             retry=RetryPolicy(max_retries=0),
             request_timeout=10,
             max_pages=5,
         )
         try:
-            outcomes.append([p async for page in client.project_pages(False) for p in page])
+            outcomes.append(await list_all(client, PROJECTS))
         except UpstreamError as error:
             outcomes.append(error)
         try:
-            outcomes.append(await client.project_keys("proj_x"))
+            outcomes.append(await list_all(client, API_KEYS, path_args={"project_id": "proj_x"}))
         except UpstreamError as error:
             outcomes.append(error)
     return outcomes
@@ -100,8 +99,8 @@ def check(outcomes: list[object]) -> None:
     if isinstance(keys, list):
         # Parsed keys must make a valid exposition: finite values, parsable text.
         records = tuple(key_record(key) for key in keys)
-        inventory = Inventory((ProjectRecord("proj_x", "x", "active", records),), taken_at=0.0)
-        text = render_exposition(inventory, now=1_700_000_000.0)
+        inventory = keys_snapshot((ProjectRecord("proj_x", "x", "active", records),), taken_at=0.0)
+        text = reference_text(inventory, now=1_700_000_000.0)
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 assert math.isfinite(sample.value), sample

@@ -24,7 +24,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from exporter import webconfig
-from exporter.app import create_app
+from exporter.web.app import create_app
 from exporter.webconfig import CertificateReloader, WebConfig, load_web_config, protect
 from tests.hostile.pki import Pki, serving, tls_section, write_web_config
 from tests.support import Simulation, exporter_settings

@@ -13,9 +13,9 @@ from typing import Literal
 
 import pytest
 
-from exporter.api_models import ApiProject, ApiProjectKey
-from exporter.errors import ERROR_REASONS
+from exporter.collectors.api_keys import ApiProject, ApiProjectKey
 from exporter.simulator.faults import Fault
+from exporter.upstream.errors import ERROR_REASONS
 from tests.hostile.cases import (
     CANARY_MARK,
     FAULT_CASES,
@@ -92,7 +92,9 @@ async def _endure(
         await settle(client)
         served = await scrape_samples(client)
         assert inventory_of(served) == inventory_of(good), f"cycle {cycle}"
-        total_ok = sample(served, "openai_exporter_refreshes_total", result="success")
+        total_ok = sample(
+            served, "openai_exporter_refreshes_total", collector="api_keys", result="success"
+        )
         if sample(served, "openai_up") == 1:
             successes += 1
             assert total_ok == successes + 1
@@ -109,12 +111,13 @@ async def _endure(
     assert growth.objects <= OBJECT_BOUND, growth
 
     errors = sum(
-        sample(served, "openai_exporter_refresh_errors_total", reason=reason) or 0.0
+        sample(served, "openai_exporter_refresh_errors_total", collector="api_keys", reason=reason)
+        or 0.0
         for reason in ERROR_REASONS
     )
     warnings = log.warnings()
     assert errors == len(warnings), "every counted error is logged once, nothing else is"
-    assert {name for name, _ in warnings} == {"exporter.refresh"}
+    assert {name for name, _ in warnings} == {"exporter.collectors.runner"}
     assert failures >= CYCLES // 4, "the mix must actually hurt"
     assert successes >= 1
     assert CANARY_MARK not in log.text
@@ -142,7 +145,15 @@ async def test_a_failed_refresh_does_not_keep_its_pages_alive(
     simulation.state.faults.add(Fault("oversized_page"), endpoint=target, project_id=project_id)
     fake_time.monotonic_now += TTL + 1
     served = await scrape_samples(client)
-    assert sample(served, "openai_exporter_refresh_errors_total", reason="bad_response") == 1
+    assert (
+        sample(
+            served,
+            "openai_exporter_refresh_errors_total",
+            collector="api_keys",
+            reason="bad_response",
+        )
+        == 1
+    )
     gc.collect()
     alive = sum(isinstance(thing, ApiProject | ApiProjectKey) for thing in gc.get_objects())
     assert alive == 0

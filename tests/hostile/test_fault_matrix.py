@@ -15,8 +15,8 @@ from typing import Any, Literal
 import pytest
 from aiohttp.test_utils import TestClient
 
-from exporter.app import CACHE
 from exporter.simulator.faults import Fault
+from exporter.web.app import CACHE
 from tests.hostile.cases import (
     CANARY_MARK,
     FAULT_CASES,
@@ -98,10 +98,26 @@ async def test_fault_keeps_last_good_data_counts_it_and_recovers(
         served = await scrape_samples(client)
         assert inventory_of(served) == inventory_of(good), "no key or project may drop out"
         assert sample(served, "openai_up") == 0
-        assert sample(served, "openai_exporter_refresh_errors_total", reason=case.reason) == refresh
+        assert (
+            sample(
+                served,
+                "openai_exporter_refresh_errors_total",
+                collector="api_keys",
+                reason=case.reason,
+            )
+            == refresh
+        )
         result = "partial" if target == "api_keys" else "failure"
-        assert sample(served, "openai_exporter_refreshes_total", result=result) == refresh
-        assert sample(served, "openai_exporter_refreshes_total", result="success") == 1
+        assert (
+            sample(served, "openai_exporter_refreshes_total", collector="api_keys", result=result)
+            == refresh
+        )
+        assert (
+            sample(
+                served, "openai_exporter_refreshes_total", collector="api_keys", result="success"
+            )
+            == 1
+        )
 
         # Counted by the exporter itself: a request the simulator never finished counts too.
         sent = _requests_sent(served, target) - before
@@ -128,7 +144,10 @@ async def test_fault_keeps_last_good_data_counts_it_and_recovers(
     recovered = await scrape_samples(client)
     assert sample(recovered, "openai_up") == 1
     assert inventory_of(recovered) == inventory_of(good)
-    assert sample(recovered, "openai_exporter_refreshes_total", result="success") == 2
+    assert (
+        sample(recovered, "openai_exporter_refreshes_total", collector="api_keys", result="success")
+        == 2
+    )
     assert _warnings(caplog) == []
     assert CANARY_MARK not in caplog.text
 
@@ -171,14 +190,22 @@ async def test_a_project_deleted_mid_refresh_keeps_its_keys_until_the_next_refre
             break
         await asyncio.sleep(0.01)
     simulation.org.delete_project(doomed)
-    await refresh
+    await asyncio.gather(*refresh)
 
     served = await scrape_samples(client)
     [line] = _warnings(caplog)
     assert line.startswith(f"client_error: listing api_keys of {doomed} failed (HTTP 404)")
     assert inventory_of(served) == inventory_of(good), "one refresh's 404 drops nothing"
     assert sample(served, "openai_up") == 0
-    assert sample(served, "openai_exporter_refresh_errors_total", reason="client_error") == 1
+    assert (
+        sample(
+            served,
+            "openai_exporter_refresh_errors_total",
+            collector="api_keys",
+            reason="client_error",
+        )
+        == 1
+    )
     deleted = [r for r in simulation.state.requests if doomed in r.path]
     assert [r.status for r in deleted] == [200, 404], "a 404 is not retried"
 

@@ -81,7 +81,10 @@ async def test_a_broken_key_file_is_an_auth_error_and_keeps_the_data(
     fake_time.monotonic_now += TTL + 1
     served = await scrape_samples(client)
     assert sample(served, "openai_up") == 0
-    assert sample(served, "openai_exporter_refresh_errors_total", reason="auth") == 1
+    assert (
+        sample(served, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth")
+        == 1
+    )
     assert inventory_of(served) == inventory_of(good)
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert line.startswith("auth: listing projects failed: ")
@@ -122,7 +125,10 @@ async def test_a_kubernetes_secret_rotation_is_picked_up(
     fake_time.monotonic_now += TTL + 1
     samples = await scrape_samples(client)
     assert sample(samples, "openai_up") == 1
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="auth") == 0
+    assert (
+        sample(samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth")
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,9 +149,9 @@ async def test_a_key_from_the_environment_with_stray_whitespace(
     client = await start_exporter(**{**hostile_settings(), "admin_key": SecretStr(key)})
     samples = await scrape_samples(client)
     assert sample(samples, "openai_up") == (1 if works else 0)
-    assert sample(samples, "openai_exporter_refresh_errors_total", reason="auth") == (
-        0 if works else 1
-    )
+    assert sample(
+        samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth"
+    ) == (0 if works else 1)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no crash"
     assert CANARY_MARK not in caplog.text
 
@@ -172,7 +178,12 @@ async def test_every_fault_leaves_no_trace_of_the_key(
                 seen.append(await response.text())
                 seen.append(str(response.headers))
             simulation.state.faults.clear()
-    errors = sample(parse_samples(seen[0]), "openai_exporter_refresh_errors_total", reason="auth")
+    errors = sample(
+        parse_samples(seen[0]),
+        "openai_exporter_refresh_errors_total",
+        collector="api_keys",
+        reason="auth",
+    )
     assert errors is not None
     everything = "\n".join([*seen, caplog.text])
     assert "Organization Administration" in everything  # the 401s were reported

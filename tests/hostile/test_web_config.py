@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from exporter import webconfig
-from exporter.app import create_app
+from exporter.web.app import create_app
 from exporter.webconfig import WebConfig, load_web_config, protect
 from tests.hostile.cases import CANARY, CANARY_MARK
 from tests.hostile.pki import (

@@ -12,13 +12,15 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from exporter.cache import InventoryCache
+from exporter.cache import SnapshotCache
+from exporter.clock import Clocks
+from exporter.collectors.base import AnyCollector
 from exporter.config import Settings
-from exporter.exposition import InventoryRenderer
 from exporter.health import ExporterHealth
-from exporter.landing import LandingStatus, render_landing
-from exporter.snapshot import Inventory
-from exporter.upstream import Clocks, open_upstream
+from exporter.pipeline import collector_ttl, enabled_collectors, open_pipeline
+from exporter.rendering.renderer import SnapshotRenderer
+from exporter.snapshot import Snapshot
+from exporter.web.landing import CollectorStatus, LandingStatus, render_landing
 from exporter.webconfig import WebConfig, load_web_config, protect
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,10 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 HEALTH = web.AppKey("health", ExporterHealth)
 CLOCKS = web.AppKey("clocks", Clocks)
-CACHE = web.AppKey("cache", InventoryCache)
+COLLECTORS = web.AppKey("collectors", tuple[AnyCollector, ...])
+CACHE = web.AppKey("cache", SnapshotCache)
 BASE_URL = web.AppKey("base_url", str)
-RENDERER = web.AppKey("renderer", InventoryRenderer)
+RENDERER = web.AppKey("renderer", SnapshotRenderer)
 RENDER_THREAD = web.AppKey("render_thread", ThreadPoolExecutor)
 
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
@@ -50,11 +53,15 @@ def create_app(
     app = web.Application()
     protect(app, web_config)
     app[SETTINGS] = settings
-    app[HEALTH] = ExporterHealth()
+    collectors = app[COLLECTORS] = enabled_collectors(settings)
+    app[HEALTH] = ExporterHealth(
+        [collector.name for collector in collectors],
+        [endpoint for collector in collectors for endpoint in collector.endpoints],
+    )
     app[CLOCKS] = clocks or Clocks()
-    # Keeps the prepared text of the app's latest snapshot between scrapes.
-    app[RENDERER] = InventoryRenderer(
-        ttl=settings.cache_ttl, owner_email=settings.metrics_owner_email
+    # Keeps the prepared text of each collector's latest state between scrapes.
+    app[RENDERER] = SnapshotRenderer(
+        collectors, ttls={c.name: collector_ttl(settings, c.name) for c in collectors}
     )
     app.cleanup_ctx.append(_render_thread_context)
     app.cleanup_ctx.append(_upstream_context)
@@ -75,7 +82,14 @@ async def _render_thread_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstream_context(app: web.Application) -> AsyncIterator[None]:
-    async with open_upstream(app[SETTINGS], app[HEALTH], app[CLOCKS]) as (cache, base_url):
+    health = app[HEALTH]
+    async with open_pipeline(
+        app[SETTINGS],
+        app[COLLECTORS],
+        observe_request=health.observe_request,
+        observe_report=health.record,
+        clocks=app[CLOCKS],
+    ) as (cache, base_url):
         app[CACHE] = cache
         app[BASE_URL] = base_url
         if app[SETTINGS].demo:
@@ -101,9 +115,9 @@ def scrape_budget(request: web.Request, settings: Settings) -> float:
 async def metrics(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
-    inventory = await app[CACHE].get(scrape_budget(request, settings))
-    # choose_encoder negotiates the format; the inventory text is the same in both, and
-    # prometheus_client encodes the exporter's own metrics (and OpenMetrics' # EOF).
+    snapshot = await app[CACHE].get(scrape_budget(request, settings))
+    # choose_encoder negotiates the format; the renderer writes the collectors' families
+    # for it, and prometheus_client the exporter's own metrics (and OpenMetrics' # EOF).
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
     # Rendering a large organization takes a while: keep the event loop free for probes.
@@ -111,11 +125,12 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         app[RENDER_THREAD],
         _render,
         app[RENDERER],
-        inventory,
+        snapshot,
         app[CLOCKS].wall(),
         encoder,
         app[HEALTH],
         use_gzip,
+        content_type.startswith("application/openmetrics-text"),
     )
     response = web.StreamResponse(
         headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
@@ -138,28 +153,41 @@ _WRITE_SLICE = 1 << 20
 
 
 def _render(
-    renderer: InventoryRenderer,
-    inventory: Inventory | None,
+    renderer: SnapshotRenderer,
+    snapshot: Snapshot,
     now: float,
     encoder: Callable[[Collector], bytes],
     health: Collector,
     use_gzip: bool,
+    openmetrics: bool,
 ) -> tuple[bytes, ...]:
     # The exporter's own metrics are few: prometheus_client renders them at every scrape.
-    return renderer.render(inventory, now=now, tail=encoder(health), gzip=use_gzip)
+    return renderer.render(
+        snapshot, now=now, tail=encoder(health), gzip=use_gzip, openmetrics=openmetrics
+    )
 
 
 async def landing(request: web.Request) -> web.Response:
     app = request.app
-    inventory = app[CACHE].last_good
-    report = app[HEALTH].last_report
+    snapshot = app[CACHE].current()
+    health = app[HEALTH]
+    now = app[CLOCKS].wall()
+    collectors = []
+    for collector in app[COLLECTORS]:
+        state = snapshot.get(collector.name)
+        report = health.last_reports.get(collector.name)
+        collectors.append(
+            CollectorStatus(
+                name=collector.name,
+                age=None if state is None else now - state.taken_at,
+                summary=None if state is None else collector.summary(state.rows),
+                last_result=None if report is None else report.result,
+                last_error=report.failures[0].text if report and report.failures else None,
+            )
+        )
     status = LandingStatus(
         telemetry_path=app[SETTINGS].web_telemetry_path,
-        snapshot_age=None if inventory is None else app[CLOCKS].wall() - inventory.taken_at,
-        projects=0 if inventory is None else len(inventory.projects),
-        keys=0 if inventory is None else inventory.key_count,
-        last_result=None if report is None else report.result,
-        last_error=str(report.errors[0]) if report is not None and report.errors else None,
+        collectors=tuple(collectors),
         demo=app[SETTINGS].demo,
     )
     return web.Response(text=render_landing(status), content_type="text/html")
@@ -170,6 +198,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if request.app[CACHE].last_good is None:
+    if not request.app[CACHE].ready:
         return web.Response(status=503, text="no snapshot yet\n")
     return web.Response(text="ready\n")

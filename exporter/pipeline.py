@@ -1,13 +1,11 @@
-"""Wires the upstream side together for one app: session, key, client, refresher, cache."""
+"""The data path of one organization, assembled: key source, session, client factory,
+one runner and one cache per enabled collector, and the snapshot cache over them."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -15,32 +13,48 @@ from pydantic import SecretStr
 from yarl import URL
 
 from exporter import __version__
-from exporter.cache import InventoryCache
-from exporter.client import AdminApiClient, Sleep
+from exporter.cache import CollectorCache, ReportObserver, SnapshotCache
+from exporter.clock import Clocks
+from exporter.collectors import build_collectors
+from exporter.collectors.base import AnyCollector, Options
+from exporter.collectors.runner import CollectorRunner
 from exporter.config import Settings
 from exporter.filters import ProjectFilter
-from exporter.health import ExporterHealth
-from exporter.keysource import AdminKeySource
-from exporter.refresh import Refresher
-from exporter.retry import RetryPolicy
+from exporter.upstream.client import AdminApiClient, RequestObserver
+from exporter.upstream.keysource import AdminKeySource
+from exporter.upstream.retry import RetryPolicy
 
 DEMO_ADMIN_KEY = "sk-admin-demo-simulated"
 
 
-@dataclass(frozen=True)
-class Clocks:
-    """Injected so tests can move time; production uses the real clocks."""
+def enabled_collectors(settings: Settings) -> tuple[AnyCollector, ...]:
+    """The collectors the settings switch on, configured from them."""
+    options = Options(
+        include_archived=settings.openai_include_archived,
+        project_filter=ProjectFilter(
+            settings.openai_project_include, settings.openai_project_exclude
+        ).keeps,
+        concurrency=settings.openai_concurrency,
+        emails=settings.metrics_owner_email,
+    )
+    return build_collectors(settings.enabled_collectors, options)
 
-    wall: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
-    sleep: Sleep = asyncio.sleep
+
+def collector_ttl(settings: Settings, name: str) -> float:
+    """How long a collector's state is served before a refresh (``--cache.ttl``)."""
+    return settings.cache_ttl
 
 
 @asynccontextmanager
-async def open_upstream(
-    settings: Settings, health: ExporterHealth, clocks: Clocks
-) -> AsyncIterator[tuple[InventoryCache, str]]:
-    """The cache over a live session; yields it with the base URL in use."""
+async def open_pipeline(
+    settings: Settings,
+    collectors: tuple[AnyCollector, ...],
+    *,
+    observe_request: RequestObserver,
+    observe_report: ReportObserver,
+    clocks: Clocks,
+) -> AsyncIterator[tuple[SnapshotCache, str]]:
+    """The snapshot cache over a live session; yields it with the base URL in use."""
     async with AsyncExitStack() as stack:
         base_url = settings.base_url
         if settings.demo:
@@ -68,30 +82,30 @@ async def open_upstream(
                 session,
                 base_url,
                 keys.current(),
-                health=health,
+                observe=observe_request,
                 retry=retry,
                 request_timeout=settings.openai_request_timeout,
-                sleep=clocks.sleep,
+                clocks=clocks,
                 rng=rng,
             )
 
-        refresher = Refresher(
-            new_client,
-            include_archived=settings.openai_include_archived,
-            project_filter=ProjectFilter(
-                settings.openai_project_include, settings.openai_project_exclude
-            ),
-            concurrency=settings.openai_concurrency,
-            deadline=settings.openai_refresh_timeout,
-            clock=clocks.wall,
-        )
-        cache = InventoryCache(
-            refresher.refresh,
-            health=health,
-            ttl=settings.cache_ttl,
-            retry_interval=settings.retry_interval,
-            timer=clocks.monotonic,
-        )
+        caches = []
+        for collector in collectors:
+            runner = CollectorRunner(
+                collector, new_client, deadline=settings.openai_refresh_timeout, clocks=clocks
+            )
+            ttl = collector_ttl(settings, collector.name)
+            caches.append(
+                CollectorCache(
+                    collector.name,
+                    runner.run,
+                    observe=observe_report,
+                    ttl=ttl,
+                    retry_interval=min(settings.retry_interval, ttl),
+                    clocks=clocks,
+                )
+            )
+        cache = SnapshotCache(caches)
         try:
             yield cache, base_url
         finally:

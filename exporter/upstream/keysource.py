@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from exporter.errors import UpstreamError
+from exporter.upstream.errors import UpstreamError
 
 
 class AdminKeySource:
@@ -34,12 +34,10 @@ class AdminKeySource:
             raise UpstreamError(
                 "auth",
                 f"cannot read the admin key file {self._path}: {why or type(error).__name__}",
-                endpoint="projects",
+                endpoint="",  # the collector that asked fills it in
             ) from None
         if not text:
-            raise UpstreamError(
-                "auth", f"the admin key file {self._path} is empty", endpoint="projects"
-            )
+            raise UpstreamError("auth", f"the admin key file {self._path} is empty", endpoint="")
         return _checked(SecretStr(text), f"the admin key file {self._path}")
 
 
@@ -53,6 +51,6 @@ def _checked(key: SecretStr, where: str) -> SecretStr:
             "auth",
             f"{where} holds whitespace, a control character or non-ASCII inside the key; "
             "an API key is one line of visible ASCII",
-            endpoint="projects",
+            endpoint="",  # the collector that asked fills it in
         )
     return key

@@ -15,8 +15,9 @@ ErrorReason = Literal[
 ]
 ERROR_REASONS: tuple[ErrorReason, ...] = get_args(ErrorReason)
 
-Endpoint = Literal["projects", "api_keys"]
-ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
+# An endpoint's name, as the resource modules declare it and the
+# openai_exporter_api_requests_total{endpoint} label shows it.
+Endpoint = str
 
 
 class UpstreamError(Exception):

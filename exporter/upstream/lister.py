@@ -1,0 +1,189 @@
+"""The generic lister: every page of a listing, for the API's two paging schemes.
+
+A resource module declares its endpoint once (``CursorEndpoint`` or ``TokenEndpoint``:
+name, path, item model, fixed query, the permission it needs); the lister follows the
+pages with the client's retries and stops with ``bad_response`` on a page that cannot
+be one (more items than asked for, a repeated cursor, more pages than the bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from exporter.upstream.client import AdminApiClient, Query
+from exporter.upstream.errors import UpstreamError
+from exporter.upstream.models import CursorPage, Identified, TokenPage
+
+ItemT = TypeVar("ItemT", bound=Identified)
+BucketT = TypeVar("BucketT")
+
+PAGE_LIMIT = 100  # the API's maximum for cursor listings: fewest requests per listing
+# What a 401/403 names when an endpoint needs nothing more specific.
+ADMIN_READ = "read access to Organization Administration (api.management.read)"
+
+
+@dataclass(frozen=True)
+class CursorEndpoint(Generic[ItemT]):
+    """A cursor-paged listing (``after`` / ``last_id`` / ``has_more``).
+
+    ``path`` may hold ``{name}`` placeholders, filled by ``list_cursor``'s ``path_args``
+    (each quoted into one path segment).
+    """
+
+    name: str  # the endpoint label of openai_exporter_api_requests_total
+    path: str
+    item: type[ItemT]
+    query: Query = ()
+    permission: str = ADMIN_READ
+    page_model: type[CursorPage[Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "page_model", CursorPage[self.item])  # type: ignore[name-defined]
+
+
+@dataclass(frozen=True)
+class TokenEndpoint(Generic[BucketT]):
+    """A page-token listing (``page`` = the previous ``next_page``: usage and costs)."""
+
+    name: str
+    path: str
+    item: type[BucketT]
+    query: Query = ()
+    permission: str = ADMIN_READ
+    page_model: type[TokenPage[Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "page_model", TokenPage[self.item])  # type: ignore[name-defined]
+
+
+def path_of(template: str, path_args: Mapping[str, str], endpoint: str) -> str:
+    """The path with each argument as exactly one segment: an id from the API must not
+    steer the admin key to another URL (``../``, ``?``, ``#``)."""
+    segments: dict[str, str] = {}
+    for name, value in path_args.items():
+        if value in ("", ".", ".."):
+            raise UpstreamError(
+                "bad_response", f"an id that is not a name: {value!r}", endpoint=endpoint
+            )
+        segments[name] = quote(value, safe="")
+    return template.format(**segments)
+
+
+async def list_cursor(
+    client: AdminApiClient,
+    endpoint: CursorEndpoint[ItemT],
+    *,
+    path_args: Mapping[str, str] | None = None,
+    query: Query = (),
+) -> AsyncIterator[tuple[ItemT, ...]]:
+    """Every item, a page at a time (so dependent listings can start early)."""
+    project_id = (path_args or {}).get("project_id")
+    try:
+        async for page in _cursor_pages(client, endpoint, path_args or {}, query):
+            yield page
+    except UpstreamError as error:
+        if project_id is not None:
+            error.project_id = project_id
+        raise
+
+
+async def list_all(
+    client: AdminApiClient,
+    endpoint: CursorEndpoint[ItemT],
+    *,
+    path_args: Mapping[str, str] | None = None,
+    query: Query = (),
+) -> list[ItemT]:
+    """Every item of a cursor listing, in order."""
+    items: list[ItemT] = []
+    async for page in list_cursor(client, endpoint, path_args=path_args, query=query):
+        items.extend(page)
+    return items
+
+
+async def _cursor_pages(
+    client: AdminApiClient,
+    endpoint: CursorEndpoint[ItemT],
+    path_args: Mapping[str, str],
+    query: Query,
+) -> AsyncIterator[tuple[ItemT, ...]]:
+    name = endpoint.name
+    path = path_of(endpoint.path, path_args, name)
+    base = [("limit", str(PAGE_LIMIT)), *endpoint.query, *query]
+    seen_cursors: set[str] = set()
+    after: str | None = None
+    for _ in range(client.max_pages):
+        params = base if after is None else [*base, ("after", after)]
+        page: CursorPage[ItemT] = await client.get(
+            path, params, endpoint.page_model, endpoint=name, permission=endpoint.permission
+        )
+        if len(page.data) > PAGE_LIMIT:
+            raise UpstreamError(
+                "bad_response",
+                f"a page held {len(page.data)} items, more than the {PAGE_LIMIT} asked for",
+                endpoint=name,
+            )
+        yield page.data
+        if not page.has_more:
+            return
+        cursor = page.last_id or (page.data[-1].id if page.data else None)
+        if cursor is None:
+            raise UpstreamError(
+                "bad_response", "has_more is true but the page gives no cursor", endpoint=name
+            )
+        if cursor in seen_cursors:
+            raise UpstreamError(
+                "bad_response", "the pagination cursor repeated; stopped", endpoint=name
+            )
+        seen_cursors.add(cursor)
+        after = cursor
+    raise UpstreamError(
+        "bad_response", f"more than {client.max_pages} pages; stopped", endpoint=name
+    )
+
+
+async def list_token_pages(
+    client: AdminApiClient,
+    endpoint: TokenEndpoint[BucketT],
+    *,
+    limit: int,
+    query: Query = (),
+) -> AsyncIterator[tuple[BucketT, ...]]:
+    """Every bucket of a page-token listing, a page at a time; ``limit`` counts buckets
+    (its maximum depends on the bucket width, so the caller chooses it)."""
+    name = endpoint.name
+    base = [("limit", str(limit)), *endpoint.query, *query]
+    seen_tokens: set[str] = set()
+    token: str | None = None
+    for _ in range(client.max_pages):
+        params = base if token is None else [*base, ("page", token)]
+        page: TokenPage[BucketT] = await client.get(
+            endpoint.path,
+            params,
+            endpoint.page_model,
+            endpoint=name,
+            permission=endpoint.permission,
+        )
+        if len(page.data) > limit:
+            raise UpstreamError(
+                "bad_response",
+                f"a page held {len(page.data)} buckets, more than the {limit} asked for",
+                endpoint=name,
+            )
+        yield page.data
+        if not page.has_more:
+            return
+        if not page.next_page:
+            raise UpstreamError(
+                "bad_response", "has_more is true but the page gives no next_page", endpoint=name
+            )
+        if page.next_page in seen_tokens:
+            raise UpstreamError("bad_response", "the page token repeated; stopped", endpoint=name)
+        seen_tokens.add(page.next_page)
+        token = page.next_page
+    raise UpstreamError(
+        "bad_response", f"more than {client.max_pages} pages; stopped", endpoint=name
+    )
