@@ -25,6 +25,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its ``OPENAI_*`` variables, plus ``env``: a
+    child exporter sees only the settings a test gives it (``clean_environment`` is the
+    same for settings read in this process)."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
+    environment.update(env or {})
+    return environment
+
+
 def venv_program(name: str, module: str) -> list[str]:
     """The console script ``name`` of this interpreter's environment, else ``-m module``."""
     found = shutil.which(name, path=str(Path(sys.executable).parent))
@@ -83,13 +92,11 @@ async def run_exporter(
     (``stderr`` stays empty), and its stdout is discarded.
     """
     port = port or free_port()
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
-    environment.update(env or {})
     process = await asyncio.create_subprocess_exec(
         *(command or exporter_command()),
         f"--web.listen-address=127.0.0.1:{port}",
         *args,
-        env=environment,
+        env=child_environment(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.STDOUT if capture_output else None,
