@@ -4,10 +4,6 @@ resident memory, time to answer /metrics over HTTP, and scrape storms."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.worker import ADMIN_KEY
+from tests.process import RunningExporter, run_exporter
 
 # What Prometheus 2.x sends: OpenMetrics first, gzip always.
 PROMETHEUS_HEADERS = {
@@ -27,42 +24,23 @@ PROMETHEUS_HEADERS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _command() -> list[str]:
-    found = shutil.which("openai-key-exporter", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "exporter"]
-
-
 @dataclass
 class Exporter:
-    process: asyncio.subprocess.Process
-    url: str
+    running: RunningExporter
     session: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return self.running.url
 
     def memory_kib(self) -> dict[str, int]:
         """Resident memory now (VmRSS) and at its peak so far (VmHWM), in KiB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.running.process.pid}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
 
     async def wait_ready(self, within: float) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                raise RuntimeError("the exporter exited before it was ready")
-            try:
-                async with self.session.get(self.url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"the exporter was not ready within {within:g}s")
+        await self.running.wait_until_ready(within)
 
     async def scrape(self, headers: dict[str, str]) -> tuple[float, bytes]:
         """Seconds until the whole body arrived, and the body as sent."""
@@ -77,30 +55,22 @@ class Exporter:
 
 @asynccontextmanager
 async def running_exporter(base_url: str, *, concurrency: int, ttl: str) -> AsyncIterator[Exporter]:
-    port = _free_port()
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI")}
-    environment.update({"OPENAI_ADMIN_KEY": ADMIN_KEY, "OPENAI_BASE_URL": base_url})
-    process = await asyncio.create_subprocess_exec(
-        *_command(),
-        f"--web.listen-address=127.0.0.1:{port}",
+    async with run_exporter(
         f"--openai.concurrency={concurrency}",
         f"--cache.ttl={ttl}",
         f"--cache.retry-interval={ttl}",
         "--openai.refresh-timeout=1h",
         "--log.level=warning",
-        env=environment,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    connector = aiohttp.TCPConnector(limit=0)  # a storm needs every scrape in flight at once
-    timeout = aiohttp.ClientTimeout(total=None)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        env={"OPENAI_ADMIN_KEY": ADMIN_KEY, "OPENAI_BASE_URL": base_url},
+        capture_output=False,  # its warnings show while the benchmark runs
+    ) as running:
+        connector = aiohttp.TCPConnector(limit=0)  # a storm needs every scrape in flight at once
+        timeout = aiohttp.ClientTimeout(total=None)
         try:
-            yield Exporter(process, f"http://127.0.0.1:{port}", session)
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+                yield Exporter(running, session)
         finally:
-            if process.returncode is None:
-                process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
+            await running.stop(30)  # SIGTERM, a clean exit; run_exporter kills only a straggler
 
 
 async def next_second() -> None:

@@ -20,8 +20,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
-import socket
 import statistics
 import sys
 import threading
@@ -30,8 +28,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from tests.process import RunningExporter
 
 ADMIN_KEY = "sk-admin-loadtest-fake"
 PROMETHEUS = {  # what Prometheus 2.x sends: OpenMetrics first, gzip always
@@ -44,15 +46,7 @@ PLAIN = {"Accept": "text/plain", "Accept-Encoding": "gzip"}
 TASKS_PATH = "/bench/tasks"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _tool(name: str, module: str) -> list[str]:
-    found = shutil.which(name, path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", module]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- the exporter's process, with a task counter ----------------------------------------
@@ -140,9 +134,11 @@ async def client(
 
 
 @asynccontextmanager
-async def processes(args: argparse.Namespace) -> AsyncIterator[tuple[str, int]]:
+async def processes(args: argparse.Namespace) -> AsyncIterator[RunningExporter]:
+    from tests.process import run_exporter, venv_program  # importable once main() set the path
+
     simulator = await asyncio.create_subprocess_exec(
-        *_tool("openai-admin-api-simulator", "exporter.simulator"),
+        *venv_program("openai-admin-api-simulator", "exporter.simulator"),
         "--listen=127.0.0.1:0",
         f"--projects={args.projects}",
         f"--keys-per-project={args.keys_per_project}",
@@ -152,34 +148,29 @@ async def processes(args: argparse.Namespace) -> AsyncIterator[tuple[str, int]]:
     )
     assert simulator.stdout is not None
     base_url = (await simulator.stdout.readline()).decode().strip()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env.update(OPENAI_ADMIN_KEY=ADMIN_KEY, OPENAI_BASE_URL=base_url)
-    exporter = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--serve",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--cache.ttl={args.ttl}",
-        f"--cache.retry-interval={args.ttl}",
-        "--log.level=warning",
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=None,
-    )
     try:
-        yield f"http://127.0.0.1:{port}", exporter.pid
+        async with run_exporter(
+            f"--cache.ttl={args.ttl}",
+            f"--cache.retry-interval={args.ttl}",
+            "--log.level=warning",
+            env={"OPENAI_ADMIN_KEY": ADMIN_KEY, "OPENAI_BASE_URL": base_url},
+            command=[sys.executable, __file__, "--serve"],
+            capture_output=False,  # its warnings show while the load runs
+        ) as exporter:
+            try:
+                yield exporter
+            finally:
+                await exporter.stop()
     finally:
-        for process in (exporter, simulator):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        if simulator.returncode is None:
+            simulator.terminate()
+            await simulator.wait()
 
 
 async def run(args: argparse.Namespace) -> int:
-    async with processes(args) as (url, pid):
-        await wait_ready(url)
+    async with processes(args) as exporter:
+        url, pid = exporter.url, exporter.process.pid
+        await exporter.wait_until_ready(60)
         await load(url, 10, 3.0, Tally(), args.timeout)  # warm-up: first renders, first gzip
         await asyncio.sleep(1)
         start = await footprint(url, pid)
@@ -212,19 +203,6 @@ async def load(
                 for n in range(clients)
             )
         )
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(600):
-            try:
-                async with session.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the exporter did not become ready within 60 s")
 
 
 def report(
@@ -282,8 +260,9 @@ def report(
 
 
 def main() -> int:
+    # Run as a script: the repository root, for tests.process (and --serve's exporter).
+    sys.path.insert(0, str(ROOT))
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         return serve(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=200)

@@ -1,7 +1,9 @@
-"""Shared fixtures: a simulated Admin API on loopback and exporters pointed at it."""
+"""Shared fixtures: a clean environment, a simulated Admin API on loopback and exporters
+pointed at it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +14,14 @@ from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.organization import Organization
 from exporter.web.app import create_app
 from tests.support import ExporterFactory, FakeTime, Simulation, exporter_settings
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``OPENAI_*`` variable of the developer's shell or CI reaches the settings."""
+    for name in list(os.environ):
+        if name.startswith("OPENAI_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Running the real ``openai-key-exporter`` command as a child process, on loopback."""
+"""Running the real ``openai-key-exporter`` command as a child process, on loopback.
+
+Shared by the tests and the benchmarks (bench/), so that both start it the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +25,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its ``OPENAI_*`` variables, plus ``env``: a
+    child exporter sees only the settings a test gives it (``clean_environment`` is the
+    same for settings read in this process)."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
+    environment.update(env or {})
+    return environment
+
+
+def venv_program(name: str, module: str) -> list[str]:
+    """The console script ``name`` of this interpreter's environment, else ``-m module``."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", module]
+
+
 def exporter_command() -> list[str]:
-    found = shutil.which("openai-key-exporter", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "exporter"]
+    return venv_program("openai-key-exporter", "exporter")
 
 
 @dataclass
@@ -62,24 +79,33 @@ class RunningExporter:
 
 @asynccontextmanager
 async def run_exporter(
-    *args: str, env: Mapping[str, str] | None = None, port: int | None = None
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    command: Sequence[str] | None = None,
+    capture_output: bool = True,
 ) -> AsyncIterator[RunningExporter]:
+    """The exporter (``command``: ``exporter_command()`` unless given) on ``port``.
+
+    Its output is kept in ``stderr`` for assertions; with ``capture_output=False`` its
+    log goes to this process's stderr instead, live, as a benchmark's operator wants it
+    (``stderr`` stays empty), and its stdout is discarded.
+    """
     port = port or free_port()
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
-    environment.update(env or {})
     process = await asyncio.create_subprocess_exec(
-        *exporter_command(),
+        *(command or exporter_command()),
         f"--web.listen-address=127.0.0.1:{port}",
         *args,
-        env=environment,
+        env=child_environment(env),
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.STDOUT if capture_output else None,
     )
     running = RunningExporter(process, f"http://127.0.0.1:{port}")
 
     async def drain() -> None:
-        assert process.stdout is not None
+        if process.stdout is None:  # not captured
+            return
         while chunk := await process.stdout.read(65536):
             running.stderr_chunks.append(chunk)
 

@@ -1,9 +1,10 @@
-"""Helpers shared by the test suites: simulations, exporter settings, parsed samples."""
+"""Helpers shared by the test suites: simulations, exporter settings, scrapes and their
+parsed samples."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ CONTRACT = {
     "openai_exporter_build_info",
 }
 DAY = 86400
+SCRAPE_TIMEOUT = 10.0  # what the test scrapes announce, as Prometheus does
 
 
 @dataclass
@@ -88,6 +90,39 @@ def parse_samples(text: str) -> Samples:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+async def scrape_text(
+    client: TestClient[Any, Any],
+    path: str = "/metrics",
+    *,
+    budget: float = SCRAPE_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """One scrape of ``path`` as Prometheus makes it (announcing ``budget`` seconds); it
+    must answer 200.
+
+    Through the client's session rather than ``client.get``, which keeps every
+    response until the test ends and would look like a leak in the endurance runs.
+    """
+    async with client.session.get(
+        client.make_url(path),
+        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{budget:g}", **(headers or {})},
+    ) as response:
+        body = await response.text()
+        assert response.status == 200, body
+        return body
+
+
+async def scrape(
+    client: TestClient[Any, Any],
+    path: str = "/metrics",
+    *,
+    budget: float = SCRAPE_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+) -> Samples:
+    """``scrape_text``, parsed."""
+    return parse_samples(await scrape_text(client, path, budget=budget, headers=headers))
 
 
 def sample(samples: Samples, name: str, **labels: str) -> float | None:

@@ -7,20 +7,13 @@ import pytest
 from exporter.cli import main
 from exporter.config import ConfigError, build_parser, load_settings
 
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
 CANARY = "sk-admin-CANARY-config-0000"
 
 
 def settings_from(argv: list[str]):  # type: ignore[no-untyped-def]
     return load_settings(build_parser().parse_args(argv))
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

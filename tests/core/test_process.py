@@ -7,7 +7,7 @@ import time
 import aiohttp
 
 from exporter.simulator.faults import Fault
-from tests.process import run_exporter
+from tests.process import child_environment, run_exporter
 from tests.support import DAY, Simulation, assert_promtool_accepts
 
 CANARY = "sk-admin-CANARY-process"
@@ -100,12 +100,9 @@ async def test_the_admin_key_appears_nowhere(simulation: Simulation) -> None:
 
 
 def test_bad_configuration_never_echoes_the_key() -> None:
-    import os
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env["OPENAI_ADMIN_KEY"] = CANARY
-    env["OPENAI_EXPORTER_CACHE_TTL"] = CANARY
+    env = child_environment({"OPENAI_ADMIN_KEY": CANARY, "OPENAI_EXPORTER_CACHE_TTL": CANARY})
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "--openai.concurrency", CANARY],
         env=env,

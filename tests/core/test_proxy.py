@@ -8,14 +8,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from exporter.web.app import create_app
-from tests.support import FakeTime, Simulation, exporter_settings, parse_samples, sample
+from tests.support import FakeTime, Simulation, exporter_settings, sample, scrape
 
 UNREACHABLE = "http://api.openai.invalid/v1"  # only a proxy can get there
 
 
-async def scrape(client: TestClient[Any, Any]) -> float | None:
-    response = await client.get("/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "5"})
-    return sample(parse_samples(await response.text()), "openai_up")
+async def openai_up(client: TestClient[Any, Any]) -> float | None:
+    return sample(await scrape(client, budget=5), "openai_up")
 
 
 async def test_requests_go_through_the_proxy_from_the_environment(
@@ -32,7 +31,7 @@ async def test_requests_go_through_the_proxy_from_the_environment(
     client = await aiohttp_client(
         create_app(exporter_settings(UNREACHABLE), clocks=fake_time.clocks())
     )
-    assert await scrape(client) == 1
+    assert await openai_up(client) == 1
     assert simulation.requests_to("projects")
 
 
@@ -47,4 +46,4 @@ async def test_no_proxy_exempts_the_api_host(
     client = await aiohttp_client(
         create_app(exporter_settings(simulation.base_url), clocks=fake_time.clocks())
     )
-    assert await scrape(client) == 1
+    assert await openai_up(client) == 1

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from exporter.simulator.faults import Fault
 from exporter.upstream.errors import ErrorReason
 from exporter.web.app import CACHE
-from tests.support import DAY, Samples, Simulation, parse_samples, series
+from tests.support import DAY, Samples, Simulation, series
 
 # Never a real key: the point is that this string shows up nowhere.
 CANARY = "sk-admin-CANARY-hostile"
@@ -29,7 +29,6 @@ REQUEST_TIMEOUT = 0.25  # seconds; the `slow` fault answers after SLOW_DELAY
 SLOW_DELAY = 2.0
 TTL = 300.0
 RETRY_INTERVAL = 60.0
-SCRAPE_TIMEOUT = 10.0  # what the test scrapes announce, as Prometheus does
 BIG_PROJECT_KEYS = 150  # two pages: the cursor faults need a second page to bend
 
 
@@ -152,25 +151,6 @@ def key_ids(samples: Samples) -> set[tuple[str, str]]:
         (labels["project_id"], labels["api_key_id"])
         for labels in series(samples, "openai_api_key_info")
     }
-
-
-async def scrape(client: TestClient[Any, Any], budget: float = SCRAPE_TIMEOUT) -> str:
-    """One scrape as Prometheus makes it; it must answer 200.
-
-    Through the client's session rather than ``client.get``, which keeps every
-    response until the test ends and would look like a leak in the endurance runs.
-    """
-    async with client.session.get(
-        client.make_url("/metrics"),
-        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{budget:g}"},
-    ) as response:
-        body = await response.text()
-        assert response.status == 200, body
-        return body
-
-
-async def scrape_samples(client: TestClient[Any, Any], budget: float = SCRAPE_TIMEOUT) -> Samples:
-    return parse_samples(await scrape(client, budget))
 
 
 def app_of(client: TestClient[Any, Any]) -> web.Application:

@@ -7,7 +7,6 @@ here fails ``test_every_option_has_bad_values``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 from exporter.cli import main
 from exporter.config import OPTIONS, Option
 from tests.hostile.cases import CANARY, CANARY_MARK
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 _BY_FIELD = {option.field: option for option in OPTIONS}
 # field -> (value, a fragment of the one line, environment only)
@@ -121,13 +122,6 @@ def _cases() -> list[object]:
                     )
                 )
     return cases
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 def test_every_option_has_bad_values() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from tests.hostile.cases import hostile_settings, scrape_samples
-from tests.support import DAY, ExporterFactory, Simulation, sample
+from tests.hostile.cases import hostile_settings
+from tests.support import DAY, ExporterFactory, Simulation, sample, scrape
 
 ODD_IDS = (
     "../../organization/admin_api_keys",
@@ -26,7 +26,7 @@ async def test_odd_project_ids_stay_in_their_own_listing(
         simulation.org.add_project("odd", id=project_id)
         simulation.org.add_key(project_id, "k", created_at=int(time.time()) - DAY)
     simulation.org.add_project("dots", id="..")
-    samples = await scrape_samples(await start_exporter(**hostile_settings()))
+    samples = await scrape(await start_exporter(**hostile_settings()))
     for project_id in ODD_IDS:
         assert sample(samples, "openai_project_api_keys", project_id=project_id) == 1, project_id
     key_listings = [r for r in simulation.state.requests if r.endpoint == "api_keys"]

@@ -23,9 +23,9 @@ import trustme
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from exporter import webconfig
 from exporter.web.app import create_app
 from exporter.webconfig import CertificateReloader, WebConfig, load_web_config, protect
+from exporter.webconfig import reload as cert_reload
 from tests.hostile.pki import Pki, serving, tls_section, write_web_config
 from tests.support import Simulation, exporter_settings
 
@@ -446,7 +446,7 @@ async def test_the_exporter_reloads_by_itself(
 ) -> None:
     """create_app, as the command line serves it: the watcher starts and stops with the
     app and picks up a kubelet swap by itself."""
-    monkeypatch.setattr(webconfig, "CERT_CHECK_INTERVAL", POLL_STEP)
+    monkeypatch.setattr(cert_reload, "CERT_CHECK_INTERVAL", POLL_STEP)
     volume = KubeletVolume(pki.directory / "tls")
     volume.write_pair(first)
     document = {"tls_server_config": {"cert_file": "tls/tls.crt", "key_file": "tls/tls.key"}}

@@ -24,13 +24,19 @@ from tests.hostile.cases import (
     hostile_settings,
     inventory_of,
     key_ids,
-    scrape,
-    scrape_samples,
     seed_organization,
     settle,
 )
 from tests.hostile.leaks import Footprint, MessageLog, captured_lines, footprint, quiesce
-from tests.support import ExporterFactory, FakeTime, Samples, Simulation, sample
+from tests.support import (
+    ExporterFactory,
+    FakeTime,
+    Samples,
+    Simulation,
+    sample,
+    scrape,
+    scrape_text,
+)
 
 CYCLES = 40
 FAULT_RATE = 0.12  # of upstream requests; a refresh makes five, so about half fail
@@ -76,7 +82,7 @@ async def _endure(
         for key in simulation.org.keys(project.id)
     }
     client = await start_exporter(**hostile_settings())
-    good = await scrape_samples(client)
+    good = await scrape(client)
     assert key_ids(good) == everything
     simulation.state.faults.set_random(FAULT_RATE, _mix(), seed=20240326)
 
@@ -88,9 +94,9 @@ async def _endure(
             start = footprint()
         simulation.state.requests.clear()  # the simulator's own log is not the exporter's
         fake_time.monotonic_now += TTL + 1
-        await scrape(client)
+        await scrape_text(client)
         await settle(client)
-        served = await scrape_samples(client)
+        served = await scrape(client)
         assert inventory_of(served) == inventory_of(good), f"cycle {cycle}"
         total_ok = sample(
             served, "openai_exporter_refreshes_total", collector="api_keys", result="success"
@@ -124,7 +130,7 @@ async def _endure(
 
     simulation.state.faults.clear()
     fake_time.monotonic_now += RETRY_INTERVAL + TTL
-    recovered = await scrape_samples(client)
+    recovered = await scrape(client)
     assert sample(recovered, "openai_up") == 1
     assert key_ids(recovered) == everything
 
@@ -140,11 +146,11 @@ async def test_a_failed_refresh_does_not_keep_its_pages_alive(
     an oversized page of a thousand projects or keys is garbage once refused."""
     ids = seed_organization(simulation)
     client = await start_exporter(**hostile_settings())
-    await scrape(client)
+    await scrape_text(client)
     project_id = ids["big"] if target == "api_keys" else None
     simulation.state.faults.add(Fault("oversized_page"), endpoint=target, project_id=project_id)
     fake_time.monotonic_now += TTL + 1
-    served = await scrape_samples(client)
+    served = await scrape(client)
     assert (
         sample(
             served,

@@ -22,19 +22,25 @@ from tests.hostile.cases import (
     FAULT_CASES,
     MAX_RETRIES,
     RETRY_INTERVAL,
-    SCRAPE_TIMEOUT,
     TTL,
     FaultCase,
     app_of,
     hostile_settings,
     inventory_of,
     key_ids,
-    scrape,
-    scrape_samples,
     seed_organization,
     settle,
 )
-from tests.support import ExporterFactory, FakeTime, Samples, Simulation, parse_samples, sample
+from tests.support import (
+    SCRAPE_TIMEOUT,
+    ExporterFactory,
+    FakeTime,
+    Samples,
+    Simulation,
+    sample,
+    scrape,
+    scrape_text,
+)
 
 Target = Literal["projects", "api_keys"]
 # Generous: the scrape is answered from what the cache holds once its budget is spent.
@@ -79,7 +85,7 @@ async def test_fault_keeps_last_good_data_counts_it_and_recovers(
     caplog.set_level(logging.DEBUG)
     ids = seed_organization(simulation)
     client: TestClient[Any, Any] = await start_exporter(**hostile_settings())
-    good = await scrape_samples(client)
+    good = await scrape(client)
     assert sample(good, "openai_up") == 1
     assert len(key_ids(good)) == simulation.org.key_count()
     assert _warnings(caplog) == []
@@ -93,9 +99,9 @@ async def test_fault_keeps_last_good_data_counts_it_and_recovers(
     # Two refreshes under the fault: the first after the TTL, the next after the
     # retry interval; both keep what was good and say so.
     for refresh in (1, 2):
-        await asyncio.wait_for(scrape(client), ANSWER_BOUND)
+        await asyncio.wait_for(scrape_text(client), ANSWER_BOUND)
         await settle(client)
-        served = await scrape_samples(client)
+        served = await scrape(client)
         assert inventory_of(served) == inventory_of(good), "no key or project may drop out"
         assert sample(served, "openai_up") == 0
         assert (
@@ -141,7 +147,7 @@ async def test_fault_keeps_last_good_data_counts_it_and_recovers(
         assert CANARY_MARK not in await response.text()
 
     simulation.state.faults.clear()
-    recovered = await scrape_samples(client)
+    recovered = await scrape(client)
     assert sample(recovered, "openai_up") == 1
     assert inventory_of(recovered) == inventory_of(good)
     assert (
@@ -158,10 +164,10 @@ async def test_a_scrape_during_a_hanging_refresh_is_answered_from_the_last_snaps
     """The refresh outlives the scrape timeout: the scrape does not wait for it."""
     seed_organization(simulation)
     client = await start_exporter(**{**hostile_settings(), "openai_request_timeout": 30.0})
-    good = await scrape_samples(client)
+    good = await scrape(client)
     simulation.state.faults.add(Fault("slow", delay=60.0), endpoint="projects")
     fake_time.monotonic_now += TTL + 1
-    served = parse_samples(await asyncio.wait_for(scrape(client, budget=1.0), ANSWER_BOUND))
+    served = await asyncio.wait_for(scrape(client, budget=1.0), ANSWER_BOUND)
     assert inventory_of(served) == inventory_of(good)
     assert app_of(client)[CACHE].refreshing, "the refresh goes on behind the scrape"
     assert (await client.get("/healthz")).status == 200
@@ -176,7 +182,7 @@ async def test_a_project_deleted_mid_refresh_keeps_its_keys_until_the_next_refre
     """Listed in the project page, gone by the time its keys are asked for: a 404."""
     ids = seed_organization(simulation)
     client = await start_exporter(**hostile_settings())
-    good = await scrape_samples(client)
+    good = await scrape(client)
     doomed = ids["other"]
     # Hold the doomed project's key listing long enough to delete the project under it.
     simulation.state.faults.add(
@@ -192,7 +198,7 @@ async def test_a_project_deleted_mid_refresh_keeps_its_keys_until_the_next_refre
     simulation.org.delete_project(doomed)
     await asyncio.gather(*refresh)
 
-    served = await scrape_samples(client)
+    served = await scrape(client)
     [line] = _warnings(caplog)
     assert line.startswith(f"client_error: listing api_keys of {doomed} failed (HTTP 404)")
     assert inventory_of(served) == inventory_of(good), "one refresh's 404 drops nothing"
@@ -210,7 +216,7 @@ async def test_a_project_deleted_mid_refresh_keeps_its_keys_until_the_next_refre
     assert [r.status for r in deleted] == [200, 404], "a 404 is not retried"
 
     fake_time.monotonic_now += RETRY_INTERVAL + 1
-    after = await scrape_samples(client)
+    after = await scrape(client)
     assert sample(after, "openai_up") == 1
     assert {p for p, _ in key_ids(after)} == {ids["small"], ids["big"]}
     assert sample(after, "openai_project_api_keys", project_id=doomed) is None
@@ -223,13 +229,13 @@ async def test_a_fault_before_the_first_snapshot_serves_health_metrics_only(
     seed_organization(simulation)
     simulation.state.faults.add(Fault("status", status=503), endpoint="projects", times=None)
     client = await start_exporter(**hostile_settings())
-    served = await scrape_samples(client)
+    served = await scrape(client)
     assert sample(served, "openai_up") == 0
     assert key_ids(served) == set()
     assert (await client.get("/readyz")).status == 503
     simulation.state.faults.clear()
     fake_time.monotonic_now += RETRY_INTERVAL + 1
-    recovered = await scrape_samples(client)
+    recovered = await scrape(client)
     assert sample(recovered, "openai_up") == 1
     assert len(key_ids(recovered)) == simulation.org.key_count()
     assert (await client.get("/readyz")).status == 200

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import socket
 import ssl
 import subprocess
@@ -23,7 +22,7 @@ from tests.hostile.pki import (
     tls_section,
     write_web_config,
 )
-from tests.process import free_port, run_exporter
+from tests.process import child_environment, free_port, run_exporter
 from tests.support import Simulation
 
 GOOD_AUTH = "Basic " + base64.b64encode(f"prometheus:{PROMETHEUS_PASSWORD}".encode()).decode()
@@ -117,10 +116,9 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
         result = subprocess.run(
             [sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
-            env=env,
+            env=child_environment(),
             capture_output=True,
             text=True,
             check=False,
@@ -135,9 +133,9 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
 
 def test_a_bad_web_config_stops_the_real_command_with_exit_2(tmp_path: Path) -> None:
     web_config = write_web_config(tmp_path, {"basic_auth_users": {"prometheus": CANARY}})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env["OPENAI_ADMIN_KEY"] = CANARY
-    env["OPENAI_EXPORTER_WEB_CONFIG_FILE"] = str(web_config)
+    env = child_environment(
+        {"OPENAI_ADMIN_KEY": CANARY, "OPENAI_EXPORTER_WEB_CONFIG_FILE": str(web_config)}
+    )
     result = subprocess.run(
         [sys.executable, "-m", "exporter"],
         env=env,

@@ -27,11 +27,17 @@ from tests.hostile.cases import (
     TTL,
     hostile_settings,
     inventory_of,
-    scrape,
-    scrape_samples,
     seed_organization,
 )
-from tests.support import ExporterFactory, FakeTime, Simulation, parse_samples, sample
+from tests.support import (
+    ExporterFactory,
+    FakeTime,
+    Simulation,
+    parse_samples,
+    sample,
+    scrape,
+    scrape_text,
+)
 
 ROTATED = "sk-admin-CANARY-rotated"
 
@@ -74,12 +80,12 @@ async def test_a_broken_key_file_is_an_auth_error_and_keeps_the_data(
     simulation.state.accepted_admin_keys = {CANARY}
     settings = {**hostile_settings(), "admin_key": None, "admin_key_file": key_file}
     client = await start_exporter(**settings)
-    good = await scrape_samples(client)
+    good = await scrape(client)
     assert sample(good, "openai_up") == 1
 
     BREAKAGES[breakage](key_file)
     fake_time.monotonic_now += TTL + 1
-    served = await scrape_samples(client)
+    served = await scrape(client)
     assert sample(served, "openai_up") == 0
     assert (
         sample(served, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth")
@@ -93,7 +99,7 @@ async def test_a_broken_key_file_is_an_auth_error_and_keeps_the_data(
     _restore(key_file, ROTATED)  # a new key, picked up without a restart
     simulation.state.accepted_admin_keys = {ROTATED}
     fake_time.monotonic_now += RETRY_INTERVAL + 1
-    recovered = await scrape_samples(client)
+    recovered = await scrape(client)
     assert sample(recovered, "openai_up") == 1
     assert CANARY_MARK not in caplog.text
     for path in ("/", "/metrics"):
@@ -115,7 +121,7 @@ async def test_a_kubernetes_secret_rotation_is_picked_up(
     simulation.state.accepted_admin_keys = {CANARY}
     settings = {**hostile_settings(), "admin_key": None, "admin_key_file": mount / "admin-key"}
     client = await start_exporter(**settings)
-    assert sample(await scrape_samples(client), "openai_up") == 1
+    assert sample(await scrape(client), "openai_up") == 1
 
     (mount / "..2024_02_01").mkdir()
     (mount / "..2024_02_01" / "admin-key").write_text(ROTATED)
@@ -123,7 +129,7 @@ async def test_a_kubernetes_secret_rotation_is_picked_up(
     (mount / "..data_tmp").replace(mount / "..data")  # rename(2): atomic
     simulation.state.accepted_admin_keys = {ROTATED}
     fake_time.monotonic_now += TTL + 1
-    samples = await scrape_samples(client)
+    samples = await scrape(client)
     assert sample(samples, "openai_up") == 1
     assert (
         sample(samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth")
@@ -147,7 +153,7 @@ async def test_a_key_from_the_environment_with_stray_whitespace(
     seed_organization(simulation)
     simulation.state.accepted_admin_keys = {CANARY}
     client = await start_exporter(**{**hostile_settings(), "admin_key": SecretStr(key)})
-    samples = await scrape_samples(client)
+    samples = await scrape(client)
     assert sample(samples, "openai_up") == (1 if works else 0)
     assert sample(
         samples, "openai_exporter_refresh_errors_total", collector="api_keys", reason="auth"
@@ -172,7 +178,7 @@ async def test_every_fault_leaves_no_trace_of_the_key(
         for endpoint in ("projects", "api_keys"):
             simulation.state.faults.add(case.fault, endpoint=endpoint, times=None)
             fake_time.monotonic_now += TTL + 1
-            seen.append(await scrape(client))
+            seen.append(await scrape_text(client))
             for path in ("/", "/healthz", "/readyz", "/nope", "/metrics/"):
                 response = await client.get(path)
                 seen.append(await response.text())

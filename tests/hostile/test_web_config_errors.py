@@ -3,7 +3,6 @@ naming the flag, the file and the setting, and never a secret from the file."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -272,14 +271,12 @@ def test_an_empty_file_protects_nothing(document: object, tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
+def canary_key(clean_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the admin key in the environment, a canary that must never be echoed."""
     monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("canary_key")
 @pytest.mark.parametrize("how", ["flag", "env"])
 @pytest.mark.parametrize("check_only", [True, False])
 def test_the_command_refuses_a_bad_file_with_exit_2(
@@ -302,7 +299,7 @@ def test_the_command_refuses_a_bad_file_with_exit_2(
     assert CANARY_MARK not in out.out + out.err
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("canary_key")
 def test_check_config_accepts_a_good_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,7 +310,7 @@ def test_check_config_accepts_a_good_file(
     assert "configuration OK" in capsys.readouterr().out
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("canary_key")
 def test_the_insecure_basic_auth_flag_is_the_explicit_way_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
