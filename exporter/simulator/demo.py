@@ -15,7 +15,8 @@ that does not:
 - invites: two pending, one expired, one accepted (by a user now a member);
 - certificates: one expiring within 30 days, one expired but still active, one
   inactive, one valid for years;
-- service accounts: the generated ones of several projects.
+- service accounts: the generated ones of several projects, plus a keyless one
+  with the owner role in the first project.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ INVITE_EXPIRED_ID = "invite-demoExpired"
 INVITE_ACCEPTED_ID = "invite-demoAccepted"
 NEW_HIRE_USER_ID = "user-demoNewHireFromInvite000"
 
+OWNER_SERVICE_ACCOUNT_ID = "svc_acct_demoProjectOwnerBot00000"
 CERTIFICATE_EXPIRING_ID = "cert_demoExpiresIn20Days"
 CERTIFICATE_EXPIRED_ID = "cert_demoExpired3DaysAgo"
 CERTIFICATE_INACTIVE_ID = "cert_demoInactive"
@@ -168,6 +170,14 @@ def demo_organization(admin_key: str, *, now: int | None = None) -> Organization
         owner_project_access="inactive",
     )
 
+    # A service account with the project's owner role that owns no key (yet).
+    org.add_service_account(
+        project.id,
+        "deploy-owner-bot",
+        id=OWNER_SERVICE_ACCOUNT_ID,
+        role="owner",
+        created_at=at - 30 * DAY,
+    )
     org.add_member(
         "New Hire",
         "new.hire@example.com",

@@ -174,3 +174,6 @@ async def test_service_accounts_in_several_projects(demo_client: Client) -> None
         assert key_owners <= {a["id"] for a in accounts}
         with_accounts += bool(accounts)
     assert with_accounts >= 3
+    first = await _all(demo_client, f"{ORG}/projects/{projects[0]['id']}/service_accounts")
+    owner_bot = next(a for a in first if a["id"] == demo.OWNER_SERVICE_ACCOUNT_ID)
+    assert owner_bot["role"] == "owner"
