@@ -1,4 +1,4 @@
-"""The simulator as an aiohttp app: the Admin API's project and API-key listings under /v1."""
+"""The simulator as an aiohttp app: the Admin API's organization listings under /v1."""
 
 from __future__ import annotations
 
@@ -6,16 +6,25 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiohttp import web
 
 from exporter.simulator import errors, params, wire
 from exporter.simulator.errors import ApiError
 from exporter.simulator.fault_responses import ConnectionAbortedByFaultError, act_out
-from exporter.simulator.faults import Endpoint, FaultInjector
-from exporter.simulator.ordered import UnknownCursorError
-from exporter.simulator.organization import Organization, UnknownProjectError
-from exporter.simulator.replies import Listing, Reply, body_of, json_response
+from exporter.simulator.faults import LIST_ENDPOINTS, Endpoint, FaultInjector
+from exporter.simulator.ordered import Page, UnknownCursorError
+from exporter.simulator.organization import (
+    Organization,
+    SimAdminKey,
+    SimCertificate,
+    SimInvite,
+    SimMember,
+    SimServiceAccount,
+    UnknownProjectError,
+)
+from exporter.simulator.replies import Listing, Pager, Reply, body_of, json_response
 from exporter.simulator.wire import JsonObject
 
 ADMIN_KEY_PREFIX = "sk-admin-"
@@ -50,9 +59,12 @@ class SimulatorState:
 
 SIMULATOR_STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
 
-_ROUTE_ENDPOINTS: dict[str, Endpoint] = {"projects": "projects", "api_keys": "api_keys"}
+# Each list route is named after its endpoint; the retrieve route counts as "other".
+_ROUTE_ENDPOINTS: dict[str, Endpoint] = {name: name for name in LIST_ENDPOINTS}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+ORGANIZATION = "/v1/organization"
 
 
 def create_simulator_app(state: SimulatorState) -> web.Application:
@@ -63,6 +75,17 @@ def create_simulator_app(state: SimulatorState) -> web.Application:
         "/v1/organization/projects/{project_id}/api_keys", _list_api_keys, name="api_keys"
     )
     app.router.add_get("/v1/organization/projects/{project_id}", _get_project, name="project")
+    app.router.add_get(
+        f"{ORGANIZATION}/projects/{{project_id}}/service_accounts",
+        _list_service_accounts,
+        name="service_accounts",
+    )
+    app.router.add_get(
+        f"{ORGANIZATION}/admin_api_keys", _list_admin_api_keys, name="admin_api_keys"
+    )
+    app.router.add_get(f"{ORGANIZATION}/users", _list_users, name="users")
+    app.router.add_get(f"{ORGANIZATION}/invites", _list_invites, name="invites")
+    app.router.add_get(f"{ORGANIZATION}/certificates", _list_certificates, name="certificates")
     return app
 
 
@@ -193,6 +216,103 @@ async def _get_project(request: web.Request) -> web.StreamResponse:
     def answer() -> Reply:
         _require_project(org, project_id)
         return wire.project(org.project(project_id))
+
+    return await _answer(request, project_id, answer)
+
+
+def _pager(
+    fetch: Callable[[str | None, int], Page[T]], to_json: Callable[[T], JsonObject]
+) -> Pager:
+    """A Pager over one of the organization's collections; an unknown cursor is a 400."""
+
+    def pager(after: str | None, limit: int) -> tuple[list[JsonObject], bool]:
+        try:
+            found = fetch(after, limit)
+        except UnknownCursorError:
+            raise params.unknown_cursor(after or "") from None
+        return [to_json(item) for item in found.items], found.has_more
+
+    return pager
+
+
+async def _list_admin_api_keys(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        order = params.order(request.query, default="asc")
+
+        def fetch(after: str | None, limit: int) -> Page[SimAdminKey]:
+            return org.page_admin_keys(order=order, after=after, limit=limit)
+
+        return Listing(_pager(fetch, wire.admin_api_key), page.after, page.limit)
+
+    return await _answer(request, None, answer)
+
+
+async def _list_users(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        emails = params.emails(
+            request.query.getall("emails", []) + request.query.getall("emails[]", [])
+        )
+
+        def fetch(after: str | None, limit: int) -> Page[SimMember]:
+            return org.page_members(after=after, limit=limit, emails=emails)
+
+        return Listing(_pager(fetch, wire.user), page.after, page.limit)
+
+    return await _answer(request, None, answer)
+
+
+async def _list_invites(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+
+        def fetch(after: str | None, limit: int) -> Page[SimInvite]:
+            return org.page_invites(after=after, limit=limit)
+
+        return Listing(_pager(fetch, wire.invite), page.after, page.limit)
+
+    return await _answer(request, None, answer)
+
+
+async def _list_certificates(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        order = params.order(request.query, default="desc")
+
+        def fetch(after: str | None, limit: int) -> Page[SimCertificate]:
+            return org.page_certificates(order=order, after=after, limit=limit)
+
+        return Listing(_pager(fetch, wire.certificate), page.after, page.limit)
+
+    return await _answer(request, None, answer)
+
+
+async def _list_service_accounts(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    project_id = request.match_info["project_id"]
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        _require_project(org, project_id)
+        if org.project(project_id).status == "archived":
+            raise errors.project_archived(project_id)  # a real quirk, documented in the spec
+
+        def fetch(after: str | None, limit: int) -> Page[SimServiceAccount]:
+            try:
+                return org.page_service_accounts(project_id, after=after, limit=limit)
+            except UnknownProjectError:
+                raise errors.project_not_found(project_id) from None
+
+        return Listing(_pager(fetch, wire.service_account), page.after, page.limit)
 
     return await _answer(request, project_id, answer)
 

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from exporter.simulator.app import SimulatorState, serve_simulator
-from exporter.simulator.faults import Fault, FaultInjector, FaultKind
+from exporter.simulator.faults import LIST_ENDPOINTS, Fault, FaultInjector, FaultKind
 from exporter.simulator.organization import OrganizationSpec, build_organization
 
 DEFAULT_LISTEN = "127.0.0.1:8089"
@@ -25,10 +25,16 @@ def main(argv: list[str] | None = None) -> int:
         service_account_fraction=args.service_account_fraction,
         inactive_owner_fraction=args.inactive_owner_fraction,
         awkward_names=args.awkward_names,
+        admin_keys=args.admin_keys,
+        invites=args.invites,
+        certificates=args.certificates,
+        departed_users=args.departed_users,
     )
     faults = FaultInjector(latency=args.latency)
     if args.fault_rate > 0:
-        faults.set_random(args.fault_rate, args.faults, seed=args.seed)
+        faults.set_random(
+            args.fault_rate, args.faults, seed=args.seed, endpoints=args.fault_endpoint or None
+        )
     state = SimulatorState(
         org=build_organization(spec),
         faults=faults,
@@ -55,7 +61,8 @@ async def _serve(state: SimulatorState, listen: tuple[str, int]) -> None:
         print(base_url, flush=True)
         print(
             f"OpenAI Admin API simulator: {len(state.org.projects(include_archived=True))} "
-            f"projects, {state.org.key_count()} keys; any sk-admin- bearer is "
+            f"projects, {state.org.key_count()} keys, {len(state.org.members())} users, "
+            f"{len(state.org.admin_keys())} admin keys; any sk-admin- bearer is "
             f"{'refused unless listed' if state.accepted_admin_keys else 'accepted'}",
             file=sys.stderr,
             flush=True,
@@ -128,7 +135,10 @@ _PLAIN_FAULT_KINDS: dict[str, FaultKind] = {
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-admin-api-simulator",
-        description="Serve a simulated OpenAI Admin API (projects and their API keys).",
+        description=(
+            "Serve a simulated OpenAI Admin API (projects, API keys, service accounts, "
+            "admin keys, users, invites, certificates)."
+        ),
     )
     parser.add_argument(
         "--listen",
@@ -143,6 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--never-used-fraction", type=_fraction, default=0.2)
     parser.add_argument("--service-account-fraction", type=_fraction, default=0.3)
     parser.add_argument("--inactive-owner-fraction", type=_fraction, default=0.1)
+    parser.add_argument("--admin-keys", type=_non_negative_int, default=6)
+    parser.add_argument("--invites", type=_non_negative_int, default=5)
+    parser.add_argument("--certificates", type=_non_negative_int, default=4)
+    parser.add_argument(
+        "--departed-users",
+        type=_non_negative_int,
+        default=None,
+        help="key owners who left the organization (default: 5%% of key owners, at least 1)",
+    )
     parser.add_argument(
         "--awkward-names",
         action=argparse.BooleanOptionalAction,
@@ -170,5 +189,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_faults,
         default="429,500,503",
         help="comma-separated status codes and fault kinds (default 429,500,503)",
+    )
+    parser.add_argument(
+        "--fault-endpoint",
+        action="append",
+        default=[],
+        choices=LIST_ENDPOINTS,
+        help="apply --fault-rate to this endpoint only (repeatable; default: every endpoint)",
     )
     return parser

@@ -115,6 +115,11 @@ def project_not_found(project_id: str) -> ApiError:
     return ApiError(404, f"No such project: '{project_id}'.", param="project_id")
 
 
+def project_archived(project_id: str) -> ApiError:
+    # The spec documents a 400 for an archived project; its message is not published.
+    return ApiError(400, f"Project '{project_id}' is archived.", param="project_id")
+
+
 def invalid_url(method: str, path: str, status: int) -> ApiError:
     if status == 405:
         return ApiError(405, f"Invalid method for URL ({method} {path}).")

@@ -89,14 +89,27 @@ def _wrong_shape(body: JsonObject, endpoint: Endpoint) -> JsonObject:
     if endpoint == "projects":
         # `data` an object keyed by id instead of an array.
         return {**body, "data": {item["id"]: item for item in body.get("data", [])}}
-    if endpoint == "api_keys":
-        # Timestamps as ISO strings instead of unix seconds.
+    if endpoint != "other":
+        # Every other listing: timestamps as ISO strings instead of unix seconds.
         items = [
             {**item, "created_at": "2024-03-26T16:45:33Z", "last_used_at": "yesterday"}
+            | ({"added_at": "2024-03-26T16:45:33Z"} if "added_at" in item else {})
             for item in body.get("data", [])
         ]
-        return {**body, "data": items or [{"id": "key_wrong_shape", "created_at": "today"}]}
+        placeholder = {"id": f"{_ID_PREFIXES[endpoint]}wrong_shape", "created_at": "today"}
+        return {**body, "data": items or [placeholder]}
     return {**body, "created_at": "2024-03-26T16:45:33Z"}
+
+
+# The id prefix of a listing's objects, for the placeholder of an empty wrong-shaped page.
+_ID_PREFIXES: dict[Endpoint, str] = {
+    "api_keys": "key_",
+    "admin_api_keys": "key_",
+    "users": "user-",
+    "invites": "invite-",
+    "certificates": "cert_",
+    "service_accounts": "svc_acct_",
+}
 
 
 def _repeated_first_page(listing: Listing) -> JsonObject:

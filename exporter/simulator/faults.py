@@ -7,7 +7,7 @@ next request suffers; `fault_responses` acts it out on the wire.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,8 +21,26 @@ FaultKind = Literal[
     "repeat_cursor",
     "oversized_page",
 ]
-ListEndpoint = Literal["projects", "api_keys"]
-Endpoint = Literal["projects", "api_keys", "other"]
+# The list endpoints, named like the exporter's collectors; also the simulator's route names.
+ListEndpoint = Literal[
+    "projects",
+    "api_keys",
+    "admin_api_keys",
+    "users",
+    "invites",
+    "certificates",
+    "service_accounts",
+]
+Endpoint = Literal[ListEndpoint, "other"]
+LIST_ENDPOINTS: tuple[ListEndpoint, ...] = (
+    "projects",
+    "api_keys",
+    "admin_api_keys",
+    "users",
+    "invites",
+    "certificates",
+    "service_accounts",
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,7 @@ class FaultInjector:
         self._armed: list[_Armed] = []
         self._random_rate = 0.0
         self._random_faults: tuple[Fault, ...] = ()
+        self._random_endpoints: frozenset[str] | None = None
         self._rng = random.Random(0)
 
     def add(
@@ -95,14 +114,25 @@ class FaultInjector:
             raise ValueError("times must be at least 1, or None for until cleared")
         self._armed.append(_Armed(fault, endpoint, project_id, times))
 
-    def set_random(self, rate: float, faults: Sequence[Fault], seed: int) -> None:
-        """Hit each request with probability `rate` by one of `faults`, reproducibly."""
+    def set_random(
+        self,
+        rate: float,
+        faults: Sequence[Fault],
+        seed: int,
+        *,
+        endpoints: Collection[ListEndpoint] | None = None,
+    ) -> None:
+        """Hit each request with probability `rate` by one of `faults`, reproducibly;
+        only requests to `endpoints` when given."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
         if rate > 0 and not faults:
             raise ValueError("a random rate needs at least one fault to pick from")
+        if endpoints is not None and not endpoints:
+            raise ValueError("endpoints must name at least one endpoint, or be None for all")
         self._random_rate = rate
         self._random_faults = tuple(faults)
+        self._random_endpoints = None if endpoints is None else frozenset(endpoints)
         self._rng = random.Random(seed)
 
     def clear(self) -> None:
@@ -110,6 +140,7 @@ class FaultInjector:
         self._armed.clear()
         self._random_rate = 0.0
         self._random_faults = ()
+        self._random_endpoints = None
 
     def pending(self) -> int:
         """Armed faults not yet spent (each counts once, however many times it has left)."""
@@ -125,6 +156,8 @@ class FaultInjector:
                 if armed.remaining == 0:
                     del self._armed[index]
             return armed.fault
+        if self._random_endpoints is not None and endpoint not in self._random_endpoints:
+            return None
         if self._random_rate > 0 and self._rng.random() < self._random_rate:
             return self._random_faults[self._rng.randrange(len(self._random_faults))]
         return None

@@ -67,22 +67,30 @@ class OrderedCollection(Generic[T]):
         after: str | None,
         limit: int,
         keep: Callable[[T], bool] | None = None,
+        reverse: bool = False,
     ) -> Page[T]:
         """Up to `limit` kept objects that follow `after` (from the start when None).
+
+        `reverse` walks the collection newest first; `after` then names the
+        place in that reversed order, as the API's `order=desc` does.
 
         A cursor may name an object that `keep` filters out: paging goes on
         from its position, as a cursor is a place in the list, not a member of
         the filtered view.
         """
         ordered, position = self._index()
-        start = 0
+        found: int | None = None
         if after is not None:
             found = position.get(after)
             if found is None:
                 raise UnknownCursorError(after)
-            start = found + 1
+        indices: range
+        if reverse:
+            indices = range(len(ordered) - 1 if found is None else found - 1, -1, -1)
+        else:
+            indices = range(0 if found is None else found + 1, len(ordered))
         items: list[T] = []
-        for index in range(start, len(ordered)):
+        for index in indices:
             item = ordered[index]
             if keep is not None and not keep(item):
                 continue

@@ -1,8 +1,9 @@
-"""A simulated OpenAI organization: projects, their API keys and the keys' owners.
+"""A simulated OpenAI organization: projects, their API keys and service accounts,
+the organization's members, admin API keys, invites and certificates.
 
-Plain data plus an `Organization` that keeps projects and per-project keys in
-order with O(1) cursor lookups, so listing a 100,000-key organization page by
-page stays linear. `build_organization` grows a deterministic one from a seed.
+Plain data plus an `Organization` that keeps every listing in order with O(1)
+cursor lookups, so listing a 100,000-key organization page by page stays
+linear. `build_organization` grows a deterministic one from a seed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from exporter.simulator.ordered import OrderedCollection, Page
 OwnerProjectAccess = Literal["active", "inactive"]
 AccessFilter = Literal["active", "inactive", "any"]
 ProjectStatus = Literal["active", "archived"]
+AdminKeyOwnerType = Literal["user", "service_account"]
+InviteStatus = Literal["accepted", "expired", "pending"]
+InviteRole = Literal["owner", "reader"]
+ProjectRole = Literal["owner", "member"]
+SortOrder = Literal["asc", "desc"]
 
 DAY = 86_400
 # Maps base64's "+" and "/" to letters, leaving ids alphanumeric.
@@ -26,6 +32,16 @@ _ALPHANUMERIC_BASE64 = bytes.maketrans(b"+/", b"xZ")
 # Keys are spread over this many days before `now`, so every age and idle
 # threshold a dashboard or alert uses (30, 90, 180, 365 days) is populated.
 MAX_KEY_AGE_DAYS = 800
+# What the API shows of an admin key: this prefix, then the key's last characters.
+ADMIN_KEY_REDACTED_PREFIX = "sk-admin..."
+ADMIN_KEY_VISIBLE_SUFFIX = 3
+# How long an invite stays pending when no expiry is given (the product's is undocumented).
+INVITE_LIFETIME = 7 * DAY
+
+
+def redact_admin_key(value: str) -> str:
+    """The `redacted_value` the API shows for an admin key: `sk-admin...` + its last 3."""
+    return ADMIN_KEY_REDACTED_PREFIX + value[-ADMIN_KEY_VISIBLE_SUFFIX:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +73,73 @@ class SimApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class SimAdminKeyOwner:
+    """The flat owner of an admin key: a user (the schema) or a service account (its example)."""
+
+    id: str
+    name: str
+    created_at: int
+    role: str = "owner"
+    type: AdminKeyOwnerType = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class SimAdminKey:
+    id: str
+    name: str | None
+    value: str = field(repr=False)  # the full secret: kept to redact it, never served
+    created_at: int
+    expires_at: int | None  # None: never expires
+    last_used_at: int | None  # None: never used
+    owner: SimAdminKeyOwner
+
+    @property
+    def redacted_value(self) -> str:
+        return redact_admin_key(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class SimMember:
+    """A user of the organization, as `GET /organization/users` lists them."""
+
+    id: str
+    name: str
+    email: str
+    role: str  # organization role: "owner", "reader", or another the product has ("member")
+    added_at: int
+    created_at: int
+    api_key_last_used_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimInviteProject:
+    id: str
+    role: ProjectRole
+
+
+@dataclass(frozen=True, slots=True)
+class SimInvite:
+    id: str
+    email: str
+    role: InviteRole
+    status: InviteStatus
+    created_at: int
+    expires_at: int | None
+    accepted_at: int | None
+    projects: tuple[SimInviteProject, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SimCertificate:
+    id: str
+    name: str | None
+    created_at: int
+    active: bool
+    valid_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class SimProject:
     id: str
     name: str
@@ -69,32 +152,49 @@ class UnknownProjectError(KeyError):
     """No project with that id (never created, or deleted)."""
 
 
+def _draw_id(rng: random.Random, prefix: str, length: int) -> str:
+    """`prefix` + `length` alphanumerics (a multiple of 4) from `rng`.
+
+    Base64 of random bytes is the fastest seeded alphanumeric text (the two
+    non-alphanumeric digits are swapped).
+    """
+    raw = binascii.b2a_base64(rng.randbytes(length * 3 // 4), newline=False)
+    return prefix + raw.translate(_ALPHANUMERIC_BASE64).decode("ascii")
+
+
 class Organization:
-    """Ordered projects, each with its ordered API keys.
+    """Ordered projects, each with its ordered API keys and service accounts, plus the
+    organization's members, admin keys, invites and certificates.
 
     Ids that are not given are drawn from a generator seeded by `seed`, so the
-    same calls give the same ids. `now` is the default creation time; None
-    means the wall clock at each call.
+    same calls give the same ids. Projects, keys, users and service accounts
+    draw from one generator, admin keys, invites and certificates from
+    another, so adding the latter never shifts the former. `now` is the
+    default creation time; None means the wall clock at each call.
     """
 
     def __init__(self, *, seed: int = 0, now: int | None = None) -> None:
         self._ids = random.Random(seed)
+        self._more_ids = random.Random(f"organization-extras-{seed}")
         self._now = now
         self._projects: OrderedCollection[SimProject] = OrderedCollection()
         self._keys: dict[str, OrderedCollection[SimApiKey]] = {}
+        self._service_accounts: dict[str, OrderedCollection[SimServiceAccount]] = {}
         self._key_count = 0
         self._default_owner: SimUser | None = None
+        self._admin_keys: OrderedCollection[SimAdminKey] = OrderedCollection()
+        self._members: OrderedCollection[SimMember] = OrderedCollection()
+        self._invites: OrderedCollection[SimInvite] = OrderedCollection()
+        self._certificates: OrderedCollection[SimCertificate] = OrderedCollection()
 
     # -- ids -------------------------------------------------------------
 
     def new_id(self, prefix: str, length: int) -> str:
         """A fresh id in the style of the real API (`proj_`, `key_`, `user-`, `svc_acct_`).
 
-        `length` is a multiple of 4; base64 of random bytes is the fastest
-        seeded alphanumeric text (the two non-alphanumeric digits are swapped).
+        `length` is a multiple of 4.
         """
-        raw = binascii.b2a_base64(self._ids.randbytes(length * 3 // 4), newline=False)
-        return prefix + raw.translate(_ALPHANUMERIC_BASE64).decode("ascii")
+        return _draw_id(self._ids, prefix, length)
 
     def new_project_id(self) -> str:
         return self.new_id("proj_", 24)
@@ -107,6 +207,19 @@ class Organization:
 
     def new_service_account_id(self) -> str:
         return self.new_id("svc_acct_", 24)
+
+    def new_admin_key_id(self) -> str:
+        return _draw_id(self._more_ids, "key_", 16)
+
+    def new_admin_key_value(self) -> str:
+        """A fresh full admin key secret, `sk-admin-` + 64 alphanumerics."""
+        return _draw_id(self._more_ids, "sk-admin-", 64)
+
+    def new_invite_id(self) -> str:
+        return _draw_id(self._more_ids, "invite-", 24)
+
+    def new_certificate_id(self) -> str:
+        return _draw_id(self._more_ids, "cert_", 24)
 
     def _clock(self) -> int:
         return self._now if self._now is not None else int(time.time())
@@ -131,6 +244,7 @@ class Organization:
         )
         self._projects.add(project.id, project)
         self._keys[project.id] = OrderedCollection()
+        self._service_accounts[project.id] = OrderedCollection()
         return project
 
     def archive_project(self, project_id: str, *, archived_at: int | None = None) -> SimProject:
@@ -144,11 +258,12 @@ class Organization:
         return archived
 
     def delete_project(self, project_id: str) -> None:
-        """Remove a project and its keys (the real API only archives; tests need vanishing)."""
+        """Remove a project, its keys and service accounts (the real API only archives)."""
         if project_id not in self._projects:
             raise UnknownProjectError(project_id)
         self._projects.remove(project_id)
         self._key_count -= len(self._keys.pop(project_id))
+        del self._service_accounts[project_id]
 
     def add_key(
         self,
@@ -177,11 +292,162 @@ class Organization:
         )
         keys.add(key.id, key)
         self._key_count += 1
+        if isinstance(key_owner, SimServiceAccount):
+            # A key's service account is one of its project's service accounts.
+            accounts = self._service_accounts[project_id]
+            if key_owner.id not in accounts:
+                accounts.add(key_owner.id, key_owner)
         return key
 
     def delete_key(self, project_id: str, key_id: str) -> None:
         self._project_keys(project_id).remove(key_id)
         self._key_count -= 1
+
+    def add_service_account(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        id: str | None = None,
+        role: ProjectRole = "member",
+        created_at: int | None = None,
+    ) -> SimServiceAccount:
+        """A service account of the project (keys owned by one add theirs by themselves)."""
+        accounts = self._project_service_accounts(project_id)
+        account = SimServiceAccount(
+            id=id if id is not None else self.new_service_account_id(),
+            name=name,
+            role=role,
+            created_at=self._clock() if created_at is None else created_at,
+        )
+        accounts.add(account.id, account)
+        return account
+
+    def remove_service_account(self, project_id: str, service_account_id: str) -> None:
+        """Remove a service account from its project; keys it owns stay, as in the API's data."""
+        self._project_service_accounts(project_id).remove(service_account_id)
+
+    def add_admin_key(
+        self,
+        name: str | None,
+        *,
+        value: str | None = None,
+        id: str | None = None,
+        created_at: int | None = None,
+        expires_at: int | None = None,
+        last_used_at: int | None = None,
+        owner: SimAdminKeyOwner | None = None,
+    ) -> SimAdminKey:
+        """An admin key; `value` is its full secret (drawn when None), served only redacted."""
+        if owner is None:
+            user = self.default_owner()
+            owner = SimAdminKeyOwner(id=user.id, name=user.name, created_at=user.created_at)
+        key = SimAdminKey(
+            id=id if id is not None else self.new_admin_key_id(),
+            name=name,
+            value=value if value is not None else self.new_admin_key_value(),
+            created_at=self._clock() if created_at is None else created_at,
+            expires_at=expires_at,
+            last_used_at=last_used_at,
+            owner=owner,
+        )
+        self._admin_keys.add(key.id, key)
+        return key
+
+    def delete_admin_key(self, key_id: str) -> None:
+        self._admin_keys.remove(key_id)
+
+    def add_member(
+        self,
+        name: str,
+        email: str,
+        *,
+        id: str | None = None,
+        role: str = "reader",
+        added_at: int | None = None,
+        created_at: int | None = None,
+        api_key_last_used_at: int | None = None,
+    ) -> SimMember:
+        """A user joins the organization (`id` of a key owner makes that owner a member)."""
+        added = self._clock() if added_at is None else added_at
+        member = SimMember(
+            id=id if id is not None else self.new_user_id(),
+            name=name,
+            email=email,
+            role=role,
+            added_at=added,
+            created_at=added if created_at is None else created_at,
+            api_key_last_used_at=api_key_last_used_at,
+        )
+        self._members.add(member.id, member)
+        return member
+
+    def remove_member(self, user_id: str) -> None:
+        """The user leaves the organization; project keys they own stay, as in the real API."""
+        self._members.remove(user_id)
+
+    def add_invite(
+        self,
+        email: str,
+        *,
+        role: InviteRole = "reader",
+        id: str | None = None,
+        created_at: int | None = None,
+        expires_at: int | None = None,
+        accepted_at: int | None = None,
+        status: InviteStatus | None = None,
+        projects: tuple[SimInviteProject, ...] = (),
+    ) -> SimInvite:
+        """An invite; without `status`: accepted if `accepted_at`, else expired or pending by
+        `expires_at` (default: INVITE_LIFETIME after creation) against the clock."""
+        created = self._clock() if created_at is None else created_at
+        expires = created + INVITE_LIFETIME if expires_at is None else expires_at
+        if status is None:
+            if accepted_at is not None:
+                status = "accepted"
+            else:
+                status = "expired" if expires <= self._clock() else "pending"
+        invite = SimInvite(
+            id=id if id is not None else self.new_invite_id(),
+            email=email,
+            role=role,
+            status=status,
+            created_at=created,
+            expires_at=expires,
+            accepted_at=accepted_at,
+            projects=projects,
+        )
+        self._invites.add(invite.id, invite)
+        return invite
+
+    def delete_invite(self, invite_id: str) -> None:
+        self._invites.remove(invite_id)
+
+    def add_certificate(
+        self,
+        name: str | None,
+        *,
+        expires_at: int,
+        id: str | None = None,
+        created_at: int | None = None,
+        valid_at: int | None = None,
+        active: bool = True,
+    ) -> SimCertificate:
+        """An organization certificate; valid from `valid_at` (default: its upload)."""
+        created = self._clock() if created_at is None else created_at
+        certificate = SimCertificate(
+            id=id if id is not None else self.new_certificate_id(),
+            name=name,
+            created_at=created,
+            active=active,
+            valid_at=created if valid_at is None else valid_at,
+            expires_at=expires_at,
+        )
+        self._certificates.add(certificate.id, certificate)
+        return certificate
+
+    def delete_certificate(self, certificate_id: str) -> None:
+        self._certificates.remove(certificate_id)
 
     def default_owner(self) -> SimUser:
         """The user who owns keys added without an explicit owner."""
@@ -214,6 +480,49 @@ class Organization:
         """Keys across all projects, archived ones included."""
         return self._key_count
 
+    def service_accounts(self, project_id: str) -> list[SimServiceAccount]:
+        return list(self._project_service_accounts(project_id))
+
+    def admin_keys(self) -> list[SimAdminKey]:
+        return list(self._admin_keys)
+
+    def members(self) -> list[SimMember]:
+        return list(self._members)
+
+    def invites(self) -> list[SimInvite]:
+        return list(self._invites)
+
+    def certificates(self) -> list[SimCertificate]:
+        return list(self._certificates)
+
+    def page_admin_keys(
+        self, *, order: SortOrder = "asc", after: str | None, limit: int
+    ) -> Page[SimAdminKey]:
+        """Admin keys in creation (insertion) order, or newest first for `desc`."""
+        return self._admin_keys.page(after=after, limit=limit, reverse=order == "desc")
+
+    def page_members(
+        self, *, after: str | None, limit: int, emails: frozenset[str] | None = None
+    ) -> Page[SimMember]:
+        """Members in the order they were added; `emails` keeps only those addresses."""
+        if emails is None:
+            return self._members.page(after=after, limit=limit)
+        return self._members.page(after=after, limit=limit, keep=lambda m: m.email in emails)
+
+    def page_invites(self, *, after: str | None, limit: int) -> Page[SimInvite]:
+        return self._invites.page(after=after, limit=limit)
+
+    def page_certificates(
+        self, *, order: SortOrder = "desc", after: str | None, limit: int
+    ) -> Page[SimCertificate]:
+        """Certificates newest first by default, as the API's `order` defaults to desc."""
+        return self._certificates.page(after=after, limit=limit, reverse=order == "desc")
+
+    def page_service_accounts(
+        self, project_id: str, *, after: str | None, limit: int
+    ) -> Page[SimServiceAccount]:
+        return self._project_service_accounts(project_id).page(after=after, limit=limit)
+
     def page_projects(
         self, *, include_archived: bool, after: str | None, limit: int
     ) -> Page[SimProject]:
@@ -236,6 +545,12 @@ class Organization:
         if keys is None:
             raise UnknownProjectError(project_id)
         return keys
+
+    def _project_service_accounts(self, project_id: str) -> OrderedCollection[SimServiceAccount]:
+        accounts = self._service_accounts.get(project_id)
+        if accounts is None:
+            raise UnknownProjectError(project_id)
+        return accounts
 
     def _redacted_value(self, owner: SimUser | SimServiceAccount) -> str:
         prefix = "sk-svcacct-" if isinstance(owner, SimServiceAccount) else "sk-proj-"
@@ -260,6 +575,16 @@ class OrganizationSpec:
     inactive_owner_fraction: float = 0.1
     awkward_names: bool = True
     now: int | None = None  # None: the wall clock when built
+    # The organization-level resources below draw from their own random
+    # generator, so they never shift the projects, keys and owners above.
+    admin_keys: int = 6
+    invites: int = 5
+    certificates: int = 4
+    # Key owners who left the organization (not listed as users); None: 5% of
+    # the users owning keys, at least one.
+    departed_users: int | None = None
+    # Share of projects with one more service account that owns no key.
+    keyless_service_account_fraction: float = 0.3
 
 
 @dataclass
@@ -313,6 +638,7 @@ class _Builder:
                 )
             start = index * spec.keys_per_project
             self._fill(project, ages[start : start + spec.keys_per_project])
+        _OrganizationExtras(self).build()
         return self.org
 
     def _fill(self, project: SimProject, ages: list[int]) -> None:
@@ -384,6 +710,209 @@ class _Builder:
                 )
             )
         return owners.service_accounts[self.rng.randrange(len(owners.service_accounts))]
+
+
+@dataclass(frozen=True, slots=True)
+class _AdminKeyCase:
+    """One kind of admin key a dashboard or alert must see (times relative to now)."""
+
+    age: int
+    expires_in: int | None  # None: never expires
+    idle: int | None  # None: never used
+    service_account: bool = False
+
+
+# The first admin keys of a generated organization, one of each kind; more are random.
+_ADMIN_KEY_CASES: tuple[_AdminKeyCase, ...] = (
+    _AdminKeyCase(age=40 * DAY, expires_in=None, idle=600),  # never expires, in use
+    _AdminKeyCase(age=85 * DAY, expires_in=4 * DAY, idle=3_600),  # expires in a few days
+    _AdminKeyCase(age=150 * DAY, expires_in=200 * DAY, idle=45 * DAY),  # long idle
+    _AdminKeyCase(age=20 * DAY, expires_in=None, idle=None),  # never used, 20 days old
+    _AdminKeyCase(age=400 * DAY, expires_in=None, idle=DAY, service_account=True),  # > 180 days
+    _AdminKeyCase(age=10 * DAY, expires_in=25 * DAY, idle=2 * DAY, service_account=True),
+)
+# (age, expires_in, active) of the first certificates: expired, expiring within 30
+# days, far off, and an inactive one; more are random.
+_CERTIFICATE_CASES: tuple[tuple[int, int, bool], ...] = (
+    (400 * DAY, -5 * DAY, True),
+    (340 * DAY, 20 * DAY, True),
+    (30 * DAY, 700 * DAY, True),
+    (90 * DAY, 275 * DAY, False),
+)
+# (status, age) of the first invites; more are random.
+_INVITE_CASES: tuple[tuple[InviteStatus, int], ...] = (
+    ("pending", DAY),
+    ("pending", 5 * DAY),
+    ("accepted", 40 * DAY),
+    ("expired", 20 * DAY),
+    ("pending", 2 * DAY),
+)
+
+
+class _OrganizationExtras:
+    """Members, departures, admin keys, invites, certificates and keyless service
+    accounts of a generated organization, drawn after (and apart from) its keys."""
+
+    def __init__(self, builder: _Builder) -> None:
+        self.builder = builder
+        self.spec = builder.spec
+        self.org = builder.org
+        self.now = builder.now
+        self.rng = random.Random(f"organization-spec-extras-{builder.spec.seed}")
+
+    def build(self) -> None:
+        self._members()
+        self._keyless_service_accounts()
+        self._admin_keys()
+        self._invites()
+        self._certificates()
+
+    def _members(self) -> None:
+        last_used: dict[str, int | None] = {}
+        active_owner: set[str] = set()
+        for project in self.org.projects(include_archived=True):
+            for key in self.org.keys(project.id):
+                owner = key.owner
+                if isinstance(owner, SimServiceAccount):
+                    continue
+                seen = last_used.get(owner.id)
+                used = key.last_used_at
+                if used is not None and (seen is None or used > seen):
+                    last_used[owner.id] = used
+                else:
+                    last_used.setdefault(owner.id, seen)
+                if key.owner_project_access == "active":
+                    active_owner.add(owner.id)
+        owners = [u for u in self.builder.users if u.id in last_used]
+        wanted = self.spec.departed_users
+        if wanted is None:
+            wanted = max(1, round(len(owners) * 0.05)) if owners else 0
+        # Those whose every key lost project access left first: that is how leaving looks.
+        gone = [u for u in owners if u.id not in active_owner]
+        staying = [u for u in owners if u.id in active_owner]
+        self.rng.shuffle(gone)
+        self.rng.shuffle(staying)
+        departed = {u.id for u in (gone + staying)[: max(0, wanted)]}
+        self.departed = departed
+        index = 0
+        for user in self.builder.users:
+            if user.id in departed:
+                continue
+            # The first member owns the organization, the second has a role outside the
+            # spec's owner/reader (the product has more); a few more owners, readers else.
+            draw = self.rng.random()
+            if index == 0 or (index > 1 and draw < 0.1):
+                role = "owner"
+            elif index == 1 or draw < 0.15:
+                role = "member"
+            else:
+                role = "reader"
+            self.org.add_member(
+                user.name,
+                user.email,
+                id=user.id,
+                role=role,
+                added_at=user.created_at + self.rng.randrange(60 * DAY),
+                created_at=user.created_at,
+                api_key_last_used_at=last_used.get(user.id),
+            )
+            index += 1
+
+    def _keyless_service_accounts(self) -> None:
+        fraction = self.spec.keyless_service_account_fraction
+        for project in self.org.projects(include_archived=True):
+            if self.rng.random() >= fraction:
+                continue
+            index = self.builder.service_account_index
+            self.builder.service_account_index += 1
+            self.org.add_service_account(
+                project.id,
+                names.service_account_name(self.rng, index, self.spec.awkward_names),
+                role="owner" if self.rng.random() < 0.5 else "member",
+                created_at=project.created_at + self.rng.randrange(30 * DAY),
+            )
+
+    def _admin_keys(self) -> None:
+        owners = [m for m in self.org.members() if m.role == "owner"]
+        cases = list(_ADMIN_KEY_CASES[: self.spec.admin_keys])
+        for _ in range(self.spec.admin_keys - len(cases)):
+            age = self.rng.randrange(DAY, 500 * DAY)
+            expires = None if self.rng.random() < 0.4 else self.rng.randrange(-age, 365 * DAY - age)
+            idle = None if self.rng.random() < 0.2 else self.rng.randrange(age)
+            cases.append(_AdminKeyCase(age, expires, idle, self.rng.random() < 0.3))
+        # Added in creation order, so that insertion order is the API's creation order.
+        for index, case in sorted(enumerate(cases), key=lambda c: -c[1].age):
+            created = self.now - case.age
+            owner: SimAdminKeyOwner
+            if case.service_account or not owners:
+                owner = SimAdminKeyOwner(
+                    id=self.org.new_service_account_id(),
+                    name=names.service_account_name(self.rng, index, self.spec.awkward_names),
+                    created_at=created - DAY,
+                    role="member",
+                    type="service_account",
+                )
+            else:
+                member = owners[self.rng.randrange(len(owners))]
+                owner = SimAdminKeyOwner(
+                    id=member.id, name=member.name, created_at=member.created_at, role="owner"
+                )
+            self.org.add_admin_key(
+                None if index == 3 else f"admin-key-{index}",
+                created_at=created,
+                expires_at=None if case.expires_in is None else self.now + case.expires_in,
+                last_used_at=None if case.idle is None else self.now - case.idle,
+                owner=owner,
+            )
+
+    def _invites(self) -> None:
+        members = self.org.members()
+        active = self.org.projects()
+        cases = list(_INVITE_CASES[: self.spec.invites])
+        statuses: tuple[InviteStatus, ...] = ("pending", "accepted", "expired")
+        for _ in range(self.spec.invites - len(cases)):
+            cases.append((statuses[self.rng.randrange(3)], self.rng.randrange(DAY, 90 * DAY)))
+        for index, (status, age) in sorted(enumerate(cases), key=lambda c: -c[1][1]):
+            created = self.now - age
+            email = f"invitee{index}@example.com"
+            accepted_at: int | None = None
+            if status == "accepted":
+                accepted_at = created + self.rng.randrange(INVITE_LIFETIME)
+                if members:
+                    email = members[self.rng.randrange(len(members))].email
+            expires_at = created + INVITE_LIFETIME
+            if status == "pending" and expires_at <= self.now:
+                expires_at = self.now + DAY
+            if status == "expired" and expires_at > self.now:
+                expires_at = self.now - 1
+            picked = self.rng.sample(active, min(len(active), self.rng.randrange(3)))
+            self.org.add_invite(
+                email,
+                role="owner" if self.rng.random() < 0.2 else "reader",
+                created_at=created,
+                expires_at=expires_at,
+                accepted_at=accepted_at,
+                status=status,
+                projects=tuple(
+                    SimInviteProject(p.id, "owner" if self.rng.random() < 0.3 else "member")
+                    for p in picked
+                ),
+            )
+
+    def _certificates(self) -> None:
+        cases = list(_CERTIFICATE_CASES[: self.spec.certificates])
+        for _ in range(self.spec.certificates - len(cases)):
+            age = self.rng.randrange(DAY, 700 * DAY)
+            cases.append((age, self.rng.randrange(-age // 2, 800 * DAY), self.rng.random() < 0.7))
+        for index, (age, expires_in, active) in sorted(enumerate(cases), key=lambda c: -c[1][0]):
+            created = self.now - age
+            self.org.add_certificate(
+                f"mtls-certificate-{index}",
+                created_at=created,
+                valid_at=created - DAY,
+                expires_at=self.now + expires_in,
+                active=active,
+            )
 
 
 def build_organization(spec: OrganizationSpec) -> Organization:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exporter.simulator.errors import ApiError
-from exporter.simulator.organization import AccessFilter
+from exporter.simulator.organization import AccessFilter, SortOrder
 
 MIN_LIMIT = 1
 MAX_LIMIT = 100
@@ -15,6 +15,7 @@ DEFAULT_LIMIT = 20
 
 _INTEGER = re.compile(r"-?[0-9]+")
 _ACCESS_VALUES: tuple[AccessFilter, ...] = ("active", "inactive", "any")
+_ORDER_VALUES: tuple[SortOrder, ...] = ("asc", "desc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,26 @@ def owner_project_access(query: Mapping[str, str]) -> AccessFilter:
             code="invalid_value",
         )
     return raw
+
+
+def order(query: Mapping[str, str], default: SortOrder) -> SortOrder:
+    """`order` = asc | desc (admin keys default to asc, certificates to desc)."""
+    raw = query.get("order")
+    if raw is None:
+        return default
+    if raw not in _ORDER_VALUES:
+        raise ApiError(
+            400,
+            f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.",
+            param="order",
+            code="invalid_value",
+        )
+    return raw
+
+
+def emails(values: list[str]) -> frozenset[str] | None:
+    """The users listing's `emails` filter (repeated, with or without `[]`); None: no filter."""
+    return frozenset(values) if values else None
 
 
 def unknown_cursor(after: str) -> ApiError:

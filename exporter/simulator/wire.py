@@ -6,7 +6,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.simulator.organization import SimApiKey, SimProject, SimServiceAccount
+from exporter.simulator.organization import (
+    SimAdminKey,
+    SimApiKey,
+    SimCertificate,
+    SimInvite,
+    SimMember,
+    SimProject,
+    SimServiceAccount,
+)
 
 JsonObject = dict[str, Any]
 
@@ -55,6 +63,95 @@ def api_key(k: SimApiKey) -> JsonObject:
         "id": k.id,
         "owner_project_access": k.owner_project_access,
         "owner": owner_json,
+    }
+
+
+def admin_api_key(k: SimAdminKey) -> JsonObject:
+    """`organization.admin_api_key`: never the full value, only `sk-admin...` + its tail."""
+    owner = k.owner
+    return {
+        "object": "organization.admin_api_key",
+        "id": k.id,
+        "name": k.name,
+        "redacted_value": k.redacted_value,
+        "created_at": k.created_at,
+        "expires_at": k.expires_at,
+        "last_used_at": k.last_used_at,
+        "owner": {
+            "type": owner.type,
+            "object": (
+                "organization.service_account"
+                if owner.type == "service_account"
+                else "organization.user"
+            ),
+            "id": owner.id,
+            "name": owner.name,
+            "created_at": owner.created_at,
+            "role": owner.role,
+        },
+    }
+
+
+def user(m: SimMember) -> JsonObject:
+    """`organization.user`: what the spec requires plus what is cheap to know."""
+    return {
+        "object": "organization.user",
+        "id": m.id,
+        "name": m.name,
+        "email": m.email,
+        "role": m.role,
+        "added_at": m.added_at,
+        "created": m.created_at,
+        "is_default": False,
+        "is_service_account": False,
+        "is_scim_managed": False,
+        "api_key_last_used_at": m.api_key_last_used_at,
+        "user": {
+            "object": "user",
+            "id": m.id,
+            "email": m.email,
+            "name": m.name,
+            "picture": None,
+            "enabled": True,
+            "banned": False,
+            "banned_at": None,
+        },
+    }
+
+
+def invite(i: SimInvite) -> JsonObject:
+    return {
+        "object": "organization.invite",
+        "id": i.id,
+        "email": i.email,
+        "role": i.role,
+        "status": i.status,
+        "created_at": i.created_at,
+        "expires_at": i.expires_at,
+        "accepted_at": i.accepted_at,
+        "projects": [{"id": p.id, "role": p.role} for p in i.projects],
+    }
+
+
+def certificate(c: SimCertificate) -> JsonObject:
+    """`organization.certificate`, the listing's shape (the upload answer differs)."""
+    return {
+        "object": "organization.certificate",
+        "id": c.id,
+        "name": c.name,
+        "created_at": c.created_at,
+        "active": c.active,
+        "certificate_details": {"valid_at": c.valid_at, "expires_at": c.expires_at},
+    }
+
+
+def service_account(a: SimServiceAccount) -> JsonObject:
+    return {
+        "object": "organization.project.service_account",
+        "id": a.id,
+        "name": a.name,
+        "role": a.role,
+        "created_at": a.created_at,
     }
 
 

@@ -92,9 +92,35 @@ async def test_admin_key_and_fault_flags(simulator: Simulator) -> None:
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
 
 
+async def test_resource_counts_and_fault_endpoint_flags(simulator: Simulator) -> None:
+    args = (
+        "--admin-keys", "2", "--invites", "3", "--certificates", "0",
+        "--fault-rate", "1", "--faults", "500", "--fault-endpoint", "users",
+    )  # fmt: skip
+    async with simulator(*args) as (process, base_url):
+        status, body = await _get(f"{base_url}/organization/admin_api_keys")
+        assert status == 200
+        assert isinstance(body["data"], list)
+        assert len(body["data"]) == 2
+        status, body = await _get(f"{base_url}/organization/invites")
+        assert status == 200
+        assert isinstance(body["data"], list)
+        assert len(body["data"]) == 3
+        status, body = await _get(f"{base_url}/organization/certificates")
+        assert (status, body["data"]) == (200, [])
+        status, _ = await _get(f"{base_url}/organization/users")
+        assert status == 500
+        status, _ = await _get(f"{base_url}/organization/projects")
+        assert status == 200
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["--fault-endpoint", "everything"],
+        ["--admin-keys", "-2"],
         ["--listen", "nowhere"],
         ["--listen", "127.0.0.1:70000"],
         ["--projects", "-1"],

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from exporter.simulator.app import NO_RESPONSE, SimulatorState, serve_simulator
-from exporter.simulator.faults import Fault, FaultInjector
+from exporter.simulator.faults import LIST_ENDPOINTS, Fault, FaultInjector, ListEndpoint
 from exporter.simulator.organization import Organization
 
 Client = TestClient[web.Request, web.Application]
@@ -349,3 +349,94 @@ async def test_random_mix_over_http(client: Client, state: SimulatorState) -> No
     statuses = [await _status(client, PROJECTS) for _ in range(40)]
     assert set(statuses) == {200, 502}
     assert [r.status for r in state.requests] == statuses
+
+
+# -- one endpoint failing, the others untouched ----------------------------
+
+ENDPOINT_PATHS: dict[ListEndpoint, str] = {
+    "projects": PROJECTS,
+    "api_keys": _keys_url("proj_main"),
+    "admin_api_keys": "/v1/organization/admin_api_keys",
+    "users": "/v1/organization/users",
+    "invites": "/v1/organization/invites",
+    "certificates": "/v1/organization/certificates",
+    "service_accounts": f"{PROJECTS}/proj_main/service_accounts",
+}
+
+
+def test_every_list_endpoint_has_a_path_here() -> None:
+    assert set(ENDPOINT_PATHS) == set(LIST_ENDPOINTS)
+
+
+@pytest.fixture
+def full_org(state: SimulatorState, project_id: str) -> Organization:
+    org = state.org
+    org.add_admin_key("admin", created_at=NOW)
+    org.add_member("Ada", "ada@example.com", added_at=NOW)
+    org.add_invite("new@example.com", created_at=NOW)
+    org.add_certificate("cert", created_at=NOW, expires_at=NOW + 9)
+    org.add_service_account(project_id, "bot", created_at=NOW)
+    org.add_service_account("proj_other", "other bot", created_at=NOW)
+    return org
+
+
+@pytest.mark.parametrize("failing", LIST_ENDPOINTS)
+async def test_a_fault_on_one_endpoint_leaves_the_others_alone(
+    client: Client, state: SimulatorState, full_org: Organization, failing: ListEndpoint
+) -> None:
+    state.faults.add(Fault("status", status=503), endpoint=failing, times=None)
+    for _ in range(2):
+        for endpoint, path in ENDPOINT_PATHS.items():
+            status = await _status(client, path)
+            assert status == (503 if endpoint == failing else 200), endpoint
+    for endpoint in LIST_ENDPOINTS:
+        assert state.request_count(endpoint) == 2
+        statuses = {r.status for r in state.requests if r.endpoint == endpoint}
+        assert statuses == ({503} if endpoint == failing else {200})
+
+
+async def test_project_filter_applies_to_service_accounts(
+    client: Client, state: SimulatorState, full_org: Organization
+) -> None:
+    state.faults.add(
+        Fault("status", status=500), endpoint="service_accounts", project_id="proj_other"
+    )
+    assert await _status(client, _keys_url("proj_other")) == 200
+    assert await _status(client, f"{PROJECTS}/proj_main/service_accounts") == 200
+    assert await _status(client, f"{PROJECTS}/proj_other/service_accounts") == 500
+    assert state.faults.pending() == 0
+
+
+@pytest.mark.parametrize("endpoint", ["admin_api_keys", "users", "invites", "certificates"])
+async def test_wrong_shape_of_the_new_listings_has_string_timestamps(
+    client: Client, state: SimulatorState, full_org: Organization, endpoint: ListEndpoint
+) -> None:
+    state.faults.add(Fault("wrong_shape"), endpoint=endpoint)
+    async with client.get(ENDPOINT_PATHS[endpoint]) as response:
+        item = (await response.json())["data"][0]
+    assert isinstance(item["created_at"], str)
+
+
+async def test_oversized_and_repeat_cursor_bend_the_new_listings(
+    client: Client, state: SimulatorState, full_org: Organization
+) -> None:
+    path = ENDPOINT_PATHS["users"]
+    state.faults.add(Fault("oversized_page"), endpoint="users")
+    async with client.get(path, params={"limit": "1"}) as response:
+        assert len((await response.json())["data"]) == 10
+    state.faults.add(Fault("repeat_cursor"), endpoint="invites")
+    async with client.get(ENDPOINT_PATHS["invites"], params={"after": "whatever"}) as response:
+        body = await response.json()
+    assert body["has_more"] is True
+
+
+def test_random_mix_limited_to_endpoints() -> None:
+    injector = FaultInjector()
+    boom = Fault("status", status=500)
+    injector.set_random(1.0, [boom], seed=3, endpoints=["users", "invites"])
+    assert injector.take("users") is boom
+    assert injector.take("invites") is boom
+    assert injector.take("api_keys", "proj_a") is None
+    assert injector.take("other") is None
+    with pytest.raises(ValueError, match="endpoints"):
+        injector.set_random(1.0, [boom], seed=3, endpoints=[])

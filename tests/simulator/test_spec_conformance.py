@@ -1,8 +1,11 @@
 """Real simulator responses checked against the OpenAI Admin API spec shipped as a fixture.
 
-200 answers go through openapi-core (request parameters and response body of
-the documented operation); error answers, which the spec declares only as a
-component, are checked against `ErrorResponse` with jsonschema.
+200 answers of every served listing (projects, project keys, service accounts,
+admin keys, users, invites, certificates) go through openapi-core (request
+parameters and response body of the documented operation); error answers,
+which the spec mostly declares only as a component, are checked against
+`ErrorResponse` with jsonschema, and the archived project's 400, which the spec
+documents, through openapi-core too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
 
 from exporter.simulator.app import SimulatorState
+from exporter.simulator.demo import demo_organization
 from exporter.simulator.faults import Fault
 from exporter.simulator.organization import Organization
 
@@ -182,3 +186,174 @@ async def test_error_bodies_conform(
         assert response.status == expected_status
         body = await response.json()
     error_schema.validate(body)
+
+
+# -- the organization-level listings ----------------------------------------
+
+ORG = "/v1/organization"
+NEW_LISTINGS: tuple[tuple[str, dict[str, str]], ...] = (
+    (f"{ORG}/admin_api_keys", {}),
+    (f"{ORG}/admin_api_keys", {"order": "desc", "limit": "2"}),
+    (f"{ORG}/admin_api_keys", {"order": "asc", "limit": "100"}),
+    (f"{ORG}/users", {"limit": "7"}),
+    (f"{ORG}/invites", {"limit": "2"}),
+    (f"{ORG}/certificates", {}),
+    (f"{ORG}/certificates", {"order": "asc", "limit": "1"}),
+)
+
+
+async def _walk_validated(
+    client: Client, openapi: OpenAPI, path: str, query: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every page of a listing, each validated against its operation; returns the items."""
+    items: list[dict[str, Any]] = []
+    while True:
+        status, body = await _fetch(client, path, query)
+        assert status == 200, body
+        _validate_ok(openapi, path, query, body)
+        page = json.loads(body)
+        items += page["data"]
+        if not page["has_more"]:
+            return items
+        query = {**query, "after": page["last_id"]}
+
+
+@pytest.mark.parametrize("organization", ["generated", "demo"])
+@pytest.mark.parametrize(("path", "query"), NEW_LISTINGS)
+async def test_organization_listings_conform(
+    client: Client,
+    state: SimulatorState,
+    openapi: OpenAPI,
+    organization: str,
+    path: str,
+    query: dict[str, str],
+) -> None:
+    if organization == "demo":
+        state.org = demo_organization("sk-admin-test-fake", now=1_800_000_000)
+    items = await _walk_validated(client, openapi, path, query)
+    assert items
+    if path.endswith("admin_api_keys"):
+        assert {k["owner"]["type"] for k in items} == {"user", "service_account"}
+        assert any(k["expires_at"] is None for k in items)
+        assert any(k["last_used_at"] is None for k in items)
+        assert any(k["name"] is None for k in items)
+    if path.endswith("users"):
+        assert {"owner", "reader", "member"} <= {u["role"] for u in items}
+        assert any(u["api_key_last_used_at"] is None for u in items)
+        assert any(u["api_key_last_used_at"] is not None for u in items)
+    if path.endswith("invites"):
+        assert {i["status"] for i in items} == {"pending", "accepted", "expired"}
+    if path.endswith("certificates"):
+        assert {c["active"] for c in items} == {True, False}
+
+
+async def test_user_email_filter_conforms(
+    client: Client, openapi: OpenAPI, org: Organization
+) -> None:
+    email = org.members()[0].email
+    path = f"{ORG}/users"
+    async with client.get(path, params={"emails": email}) as response:
+        assert response.status == 200
+        body = await response.read()
+    request = MockRequest(SPEC_HOST, "get", path, args={"emails": [email]}, headers=AUTH)
+    openapi.validate_request(request)
+    openapi.validate_response(request, MockResponse(body))
+    assert [u["email"] for u in json.loads(body)["data"]] == [email]
+
+
+@pytest.mark.parametrize("organization", ["generated", "demo"])
+async def test_service_account_listings_conform(
+    client: Client, state: SimulatorState, openapi: OpenAPI, organization: str
+) -> None:
+    if organization == "demo":
+        state.org = demo_organization("sk-admin-test-fake", now=1_800_000_000)
+    accounts = [
+        account
+        for project in state.org.projects()
+        for account in await _walk_validated(
+            client, openapi, f"{PROJECTS}/{project.id}/service_accounts", {"limit": "1"}
+        )
+    ]
+    assert {a["role"] for a in accounts} == {"owner", "member"}
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault("oversized_page"), Fault("repeat_cursor"), Fault("slow", delay=0.01)]
+)
+async def test_list_bending_faults_conform_on_the_new_listings(
+    client: Client, state: SimulatorState, openapi: OpenAPI, org: Organization, fault: Fault
+) -> None:
+    state.faults.add(fault, times=None)
+    project = org.projects()[0]
+    paths = [p for p, _ in NEW_LISTINGS[::2]] + [f"{PROJECTS}/{project.id}/service_accounts"]
+    for path in paths:
+        status, body = await _fetch(client, path, {"limit": "2"})
+        assert status == 200
+        _validate_ok(openapi, path, {"limit": "2"}, body)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{ORG}/admin_api_keys",
+        f"{ORG}/users",
+        f"{ORG}/invites",
+        f"{ORG}/certificates",
+        f"{PROJECTS}/{{project}}/service_accounts",
+    ],
+)
+async def test_wrong_shape_fails_the_spec_on_the_new_listings(
+    client: Client, state: SimulatorState, openapi: OpenAPI, org: Organization, path: str
+) -> None:
+    state.faults.add(Fault("wrong_shape"))
+    path = path.format(project=org.projects()[0].id)
+    status, body = await _fetch(client, path, {})
+    assert status == 200
+    with pytest.raises(InvalidData):
+        _validate_ok(openapi, path, {}, body)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "fault", "expected_status"),
+    [
+        (f"{ORG}/admin_api_keys", {"limit": "101"}, None, 400),
+        (f"{ORG}/admin_api_keys", {"order": "sideways"}, None, 400),
+        (f"{ORG}/users", {"after": "user-unknown"}, None, 400),
+        (f"{ORG}/invites", {"limit": "0"}, None, 400),
+        (f"{ORG}/certificates", {"limit": "x"}, None, 400),
+        (f"{ORG}/certificates", {}, Fault("status", status=429, retry_after="2"), 429),
+        (f"{PROJECTS}/proj_unknown/service_accounts", {}, None, 404),
+        (f"{PROJECTS}/{{archived}}/service_accounts", {}, None, 400),
+        (f"{ORG}/users", {}, Fault("status", status=503), 503),
+    ],
+)
+async def test_error_bodies_of_the_new_listings_conform(
+    client: Client,
+    state: SimulatorState,
+    error_schema: jsonschema.Draft202012Validator,
+    org: Organization,
+    path: str,
+    query: dict[str, str],
+    fault: Fault | None,
+    expected_status: int,
+) -> None:
+    archived = next(p for p in org.projects(include_archived=True) if p.status == "archived")
+    if fault is not None:
+        state.faults.add(fault)
+    async with client.get(path.format(archived=archived.id), params=query) as response:
+        assert response.status == expected_status
+        body = await response.json()
+    error_schema.validate(body)
+
+
+async def test_archived_project_answer_is_the_documented_400(
+    client: Client, openapi: OpenAPI, org: Organization
+) -> None:
+    """The spec declares a 400 ErrorResponse for this operation: openapi-core checks it."""
+    archived = next(p for p in org.projects(include_archived=True) if p.status == "archived")
+    path = f"{PROJECTS}/{archived.id}/service_accounts"
+    async with client.get(path) as response:
+        assert response.status == 400
+        body = await response.read()
+    request = MockRequest(SPEC_HOST, "get", path, headers=AUTH)
+    openapi.validate_response(request, MockResponse(body, status_code=400))
