@@ -65,6 +65,7 @@ def serve(settings: Settings, web_config: WebConfig | None = None) -> int:
         web_config.describe(),
         settings.web_telemetry_path,
     )
+    log.info("collectors enabled: %s", ", ".join(settings.enabled_collectors) or "none")
     try:
         web.run_app(
             create_app(settings, web_config=web_config),

@@ -129,10 +129,9 @@ def _env_proxy(base_url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
 @asynccontextmanager
 async def _demo_simulator() -> AsyncIterator[str]:
     from exporter.simulator.app import SimulatorState, serve_simulator
+    from exporter.simulator.demo import demo_organization
     from exporter.simulator.faults import FaultInjector
-    from exporter.simulator.organization import OrganizationSpec, build_organization
 
-    organization = build_organization(OrganizationSpec(seed=7, projects=8, keys_per_project=6))
-    state = SimulatorState(org=organization, faults=FaultInjector())
+    state = SimulatorState(org=demo_organization(DEMO_ADMIN_KEY), faults=FaultInjector())
     async with serve_simulator(state) as base_url:
         yield base_url

@@ -19,7 +19,7 @@ from exporter.simulator.organization import Organization
 
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 
-# The metric names of the public contract (issue 2), as a scrape exposes them.
+# The metric names of the public contract (issues 2 and 9), as a scrape exposes them.
 CONTRACT = {
     "openai_up",
     "openai_project_info",
@@ -30,6 +30,28 @@ CONTRACT = {
     "openai_api_key_age_seconds",
     "openai_api_key_idle_seconds",
     "openai_api_key_never_used",
+    "openai_api_key_owner_in_organization",
+    "openai_admin_api_key_info",
+    "openai_admin_api_key_created_timestamp_seconds",
+    "openai_admin_api_key_last_used_timestamp_seconds",
+    "openai_admin_api_key_expires_timestamp_seconds",
+    "openai_admin_api_key_never_expires",
+    "openai_admin_api_key_never_used",
+    "openai_admin_api_key_age_seconds",
+    "openai_admin_api_key_idle_seconds",
+    "openai_exporter_admin_api_key_info",
+    "openai_user_info",
+    "openai_user_added_timestamp_seconds",
+    "openai_user_api_key_last_used_timestamp_seconds",
+    "openai_invite_info",
+    "openai_invite_created_timestamp_seconds",
+    "openai_invite_expires_timestamp_seconds",
+    "openai_certificate_info",
+    "openai_certificate_not_before_timestamp_seconds",
+    "openai_certificate_not_after_timestamp_seconds",
+    "openai_service_account_info",
+    "openai_service_account_created_timestamp_seconds",
+    "openai_project_service_accounts",
     "openai_exporter_collector_success",
     "openai_exporter_collector_last_success_timestamp_seconds",
     "openai_exporter_collector_duration_seconds",

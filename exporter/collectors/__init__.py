@@ -7,15 +7,27 @@ importing the collectors).
 
 from __future__ import annotations
 
+from exporter.collectors.admin_api_keys import AdminApiKeysCollector
 from exporter.collectors.api_keys import ApiKeysCollector
 from exporter.collectors.base import AnyCollector, Options
 from exporter.collectors.catalog import COLLECTOR_NAMES
+from exporter.collectors.certificates import CertificatesCollector
+from exporter.collectors.invites import InvitesCollector
+from exporter.collectors.service_accounts import ServiceAccountsCollector
+from exporter.collectors.users import UsersCollector
 
-REGISTRY: tuple[type[AnyCollector], ...] = (ApiKeysCollector,)
+REGISTRY: tuple[type[AnyCollector], ...] = (
+    ApiKeysCollector,
+    AdminApiKeysCollector,
+    UsersCollector,
+    InvitesCollector,
+    CertificatesCollector,
+    ServiceAccountsCollector,
+)
 
 _BY_NAME = {collector.name: collector for collector in REGISTRY}
-if not set(_BY_NAME) <= set(COLLECTOR_NAMES):
-    raise ImportError("a registered collector is missing from collectors.catalog")
+if set(_BY_NAME) != set(COLLECTOR_NAMES):
+    raise ImportError("collectors.REGISTRY and collectors.catalog name different collectors")
 
 
 def build_collectors(names: tuple[str, ...], options: Options) -> tuple[AnyCollector, ...]:

@@ -2,8 +2,9 @@
 ``GET /organization/projects/{id}/api_keys?owner_project_access=any``.
 
 Key listings start as soon as each page of projects arrives and run concurrently,
-bounded by a semaphore. A project whose key listing fails keeps its last good keys;
-if the project list itself fails, the whole last good state stays.
+bounded by a semaphore (``collectors.projects``). A project whose key listing fails
+keeps its last good keys; if the project list itself fails, the whole last good state
+stays.
 
 Example exposition for one key::
 
@@ -19,30 +20,20 @@ Example exposition for one key::
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
 from exporter.collectors.base import Attempt, Collector, Family, Samples
+from exporter.collectors.projects import PROJECTS, PerProject, list_per_project
 from exporter.snapshot import Snapshot
 from exporter.upstream.client import AdminApiClient
-from exporter.upstream.errors import UpstreamError
-from exporter.upstream.lister import CursorEndpoint, list_all, list_cursor
+from exporter.upstream.lister import CursorEndpoint
 from exporter.upstream.models import Timestamp, Wire
 
 # -- the upstream resource ----------------------------------------------------
-
-
-class ApiProject(Wire):
-    id: str = Field(min_length=1)
-    object: Literal["organization.project"]
-    created_at: Timestamp
-    name: str | None = None
-    status: str | None = None
-    archived_at: Timestamp | None = None
 
 
 class ApiKeyOwnerUser(Wire):
@@ -74,7 +65,6 @@ class ApiProjectKey(Wire):
     owner: ApiKeyOwner
 
 
-PROJECTS = CursorEndpoint("projects", "/organization/projects", ApiProject)
 # Without owner_project_access=any the API applies membership-based visibility and may
 # leave enabled keys out.
 API_KEYS = CursorEndpoint(
@@ -152,12 +142,6 @@ def key_record(key: ApiProjectKey) -> ApiKeyRecord:
     )
 
 
-def project_status(project: ApiProject) -> str:
-    if project.status:
-        return project.status
-    return "archived" if project.archived_at is not None else "active"
-
-
 # -- the families -------------------------------------------------------------
 
 KEY_LABELS = ("project_id", "api_key_id")
@@ -226,34 +210,20 @@ class ApiKeysCollector(Collector[ProjectKeys]):
         return KEY_INFO_WITH_EMAIL if self.options.emails else KEY_INFO
 
     async def fetch(self, client: AdminApiClient, attempt: Attempt[ProjectKeys]) -> None:
-        progress = _Progress()
-        semaphore = asyncio.Semaphore(self.options.concurrency)
+        progress: PerProject[ApiKeyRecord] = PerProject()
 
-        async def list_keys(project_id: str) -> None:
-            async with semaphore:
-                try:
-                    listed = await list_all(client, API_KEYS, path_args={"project_id": project_id})
-                except UpstreamError as error:
-                    attempt.errors.append(error)
-                    return
-            progress.keys[project_id] = tuple(key_record(key) for key in listed)
-
-        query = [("include_archived", "true")] if self.options.include_archived else []
-        keeps = self.options.project_filter
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            async for page in list_cursor(client, PROJECTS, query=query):
-                for project in page:
-                    if keeps(project.id, project.name or ""):
-                        progress.projects.append(project)
-                        tasks.append(asyncio.create_task(list_keys(project.id)))
-            # From here on the rows can be built, with whatever keys are listed by then.
+        def buildable() -> None:  # from here on, with whatever keys are listed by then
             attempt.build = lambda: _merge(progress, attempt.previous)
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+
+        await list_per_project(
+            client,
+            API_KEYS,
+            key_record,
+            self.options,
+            progress,
+            attempt.errors,
+            on_projects_listed=buildable,
+        )
 
     def samples(self, rows: ProjectKeys, snapshot: Snapshot) -> Iterable[tuple[Family, Samples]]:
         projects = rows.projects
@@ -311,21 +281,15 @@ class ApiKeysCollector(Collector[ProjectKeys]):
         return f"{len(rows.projects)} projects, {rows.key_count} keys"
 
 
-@dataclass
-class _Progress:
-    projects: list[ApiProject] = field(default_factory=list)
-    keys: dict[str, tuple[ApiKeyRecord, ...]] = field(default_factory=dict)
-
-
-def _merge(progress: _Progress, previous: ProjectKeys | None) -> ProjectKeys:
+def _merge(progress: PerProject[ApiKeyRecord], previous: ProjectKeys | None) -> ProjectKeys:
     before = {project.id: project.keys for project in previous.projects} if previous else {}
     return ProjectKeys(
         tuple(
             ProjectRecord(
                 id=project.id,
                 name=project.name or "",
-                status=project_status(project),
-                keys=progress.keys.get(project.id, before.get(project.id)),
+                status=project.effective_status,
+                keys=progress.listed.get(project.id, before.get(project.id)),
             )
             for project in progress.projects
         )

@@ -9,10 +9,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from exporter import __version__
+from exporter.collectors.catalog import COLLECTOR_NAMES
 from exporter.simulator.faults import Fault
 from tests.support import (
     CONTRACT,
     DAY,
+    FAKE_ADMIN_KEY,
     ExporterFactory,
     FakeTime,
     Simulation,
@@ -234,7 +236,9 @@ async def test_concurrent_scrapes_on_an_expired_cache_cause_one_refresh(
     client = await start_exporter()
     await metrics_of(client)
     one_refresh = len(simulation.state.requests)
-    assert one_refresh == 6  # one project page, five key listings
+    # api_keys: one project page and five key listings; admin_api_keys, users, invites,
+    # certificates: one page each.
+    assert one_refresh == 10
     fake_time.monotonic_now += 301
     simulation.state.faults.latency = 0.05
     results = await asyncio.gather(*(metrics_of(client) for _ in range(50)))
@@ -314,10 +318,17 @@ async def test_every_error_reason_and_result_exists_from_the_start(
 async def test_a_scrape_exposes_exactly_the_documented_metrics(
     simulation: Simulation, start_exporter: ExporterFactory
 ) -> None:
-    project = simulation.org.add_project("web")
+    org = simulation.org
+    project = org.add_project("web")
     now = int(time.time())
-    simulation.org.add_key(project.id, "used", created_at=now - DAY, last_used_at=now)
-    simulation.org.add_key(project.id, "never", created_at=now - DAY)
-    samples = await metrics_of(await start_exporter())
+    org.add_key(project.id, "used", created_at=now - DAY, last_used_at=now)
+    org.add_key(project.id, "never", created_at=now - DAY)
+    org.add_service_account(project.id, "deploy bot")
+    org.add_admin_key("ci", value=FAKE_ADMIN_KEY, expires_at=now + DAY, last_used_at=now)
+    org.add_member("Ada", "ada@example.com", api_key_last_used_at=now)
+    org.add_invite("new@example.com", expires_at=now + DAY)
+    org.add_certificate("edge", expires_at=now + DAY)
+    every_collector = tuple(COLLECTOR_NAMES)
+    samples = await metrics_of(await start_exporter(enabled_collectors=every_collector))
     names = {name.removesuffix("_total") for name, _ in samples}
     assert names == {name.removesuffix("_total") for name in CONTRACT}

@@ -214,9 +214,16 @@ async def test_refused_key_is_one_clear_log_line_without_the_key(
     )
     assert len(simulation.requests_to("projects")) == 1, "a refused key is not retried"
     lines = [record.getMessage() for record in caplog.records if "auth" in record.getMessage()]
-    assert len(lines) == 1
-    assert "Organization Administration" in lines[0]
-    assert "The API said:" in lines[0]
+    # One line per collector, each naming what that collector needs to read.
+    assert len(lines) == 5
+    for line, what in zip(
+        sorted(lines),
+        ["admin API keys", "certificates", "invites", "Organization Administration", "users"],
+        strict=True,
+    ):
+        assert what in line
+        assert "api.management.read" in line
+        assert "The API said:" in line
     assert "sk-admin-test-fake" not in caplog.text
 
 

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from exporter.collectors.api_keys import API_KEYS, PROJECTS, ProjectRecord, key_record
+from exporter.collectors.api_keys import API_KEYS, ProjectRecord, key_record
+from exporter.collectors.projects import PROJECTS
 from exporter.upstream.client import AdminApiClient
 from exporter.upstream.errors import UpstreamError
 from exporter.upstream.lister import list_all

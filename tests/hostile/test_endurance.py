@@ -13,9 +13,9 @@ from typing import Literal
 
 import pytest
 
-from exporter.collectors.api_keys import ApiProject, ApiProjectKey
+from exporter.collectors.api_keys import ApiProjectKey
+from exporter.collectors.projects import ApiProject
 from exporter.simulator.faults import Fault
-from exporter.upstream.errors import ERROR_REASONS
 from tests.hostile.cases import (
     CANARY_MARK,
     FAULT_CASES,
@@ -101,7 +101,7 @@ async def _endure(
         total_ok = sample(
             served, "openai_exporter_refreshes_total", collector="api_keys", result="success"
         )
-        if sample(served, "openai_up") == 1:
+        if sample(served, "openai_exporter_collector_success", collector="api_keys") == 1:
             successes += 1
             assert total_ok == successes + 1
         else:
@@ -117,9 +117,9 @@ async def _endure(
     assert growth.objects <= OBJECT_BOUND, growth
 
     errors = sum(
-        sample(served, "openai_exporter_refresh_errors_total", collector="api_keys", reason=reason)
-        or 0.0
-        for reason in ERROR_REASONS
+        value
+        for (name, _), value in served.items()
+        if name == "openai_exporter_refresh_errors_total"
     )
     warnings = log.warnings()
     assert errors == len(warnings), "every counted error is logged once, nothing else is"

@@ -228,7 +228,7 @@ async def test_a_fault_before_the_first_snapshot_serves_health_metrics_only(
     """Nothing good to keep yet: 200 with openai_up 0, readiness waits, then recovery."""
     seed_organization(simulation)
     simulation.state.faults.add(Fault("status", status=503), endpoint="projects", times=None)
-    client = await start_exporter(**hostile_settings())
+    client = await start_exporter(**hostile_settings(), enabled_collectors=("api_keys",))
     served = await scrape(client)
     assert sample(served, "openai_up") == 0
     assert key_ids(served) == set()
