@@ -29,18 +29,38 @@ CONTRACT_METRICS = frozenset(CONTRACT)
 # Series Prometheus makes itself.
 PROMETHEUS_METRICS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 
-# Alerts about one key, about one project, and about the exporter itself.
+# Alerts about one project key, about one project, about the organization's other
+# credentials (admin keys, certificates), and about the exporter itself.
 KEY_ALERTS = (
     "OpenAIApiKeyUnused",
     "OpenAIApiKeyNeverUsed",
     "OpenAIApiKeyRotationDue",
     "OpenAIApiKeyRotationOverdue",
     "OpenAIApiKeyOwnerInactive",
+    "OpenAIApiKeyOwnerLeftOrganization",
 )
 PROJECT_ALERTS = ("OpenAIProjectTooManyKeys",)
+ADMIN_KEY_ALERTS = (
+    "OpenAIAdminApiKeyNoExpiry",
+    "OpenAIAdminApiKeyExpiringSoon",
+    "OpenAIAdminApiKeyUnused",
+    "OpenAIAdminApiKeyRotationDue",
+    "OpenAIExporterAdminKeyExpiring",
+)
+CERTIFICATE_ALERTS = (
+    "OpenAICertificateExpiringSoon",
+    "OpenAICertificateExpired",
+)
+CREDENTIAL_ALERTS = ADMIN_KEY_ALERTS + CERTIFICATE_ALERTS
 EXPORTER_ALERTS = (
     "OpenAIExporterDown",
-    "OpenAIExporterRefreshFailing",
+    "OpenAIExporterCollectorFailing",
+    "OpenAIExporterDataStale",
+    "OpenAIExporterRateLimited",
+)
+# Exporter alerts labelled by the collector they are about.
+COLLECTOR_ALERTS = (
+    "OpenAIExporterCollectorFailing",
     "OpenAIExporterDataStale",
     "OpenAIExporterRateLimited",
 )
