@@ -165,14 +165,19 @@ def duration_seconds(text: str) -> float:
     return sum(int(n) * _DURATION_SECONDS[u] for n, u in parts)
 
 
-_DAYS_THRESHOLD = re.compile(r">\s*(\d+)\s*\*\s*86400")
+_DAYS_THRESHOLD = re.compile(r"[<>]\s*(\d+)\s*\*\s*86400")
+
+
+def days_thresholds(alert: str) -> list[int]:
+    """The `<days> * 86400` thresholds written in an alert's expression, in order."""
+    return [int(days) for days in _DAYS_THRESHOLD.findall(alerts()[alert].expr)]
 
 
 def days_threshold(alert: str) -> int:
-    """The `<days> * 86400` threshold written in a key alert's expression."""
-    found = _DAYS_THRESHOLD.findall(alerts()[alert].expr)
+    """The single `<days> * 86400` threshold written in an alert's expression."""
+    found = days_thresholds(alert)
     assert len(found) == 1, f"{alert} has no single `> <days> * 86400` threshold"
-    return int(found[0])
+    return found[0]
 
 
 def runbook_anchors() -> set[str]:
