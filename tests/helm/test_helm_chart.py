@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import exporter
+from exporter.collectors.catalog import COLLECTOR_DEFAULTS, COLLECTOR_NAMES
 from tests.helm import kubelet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -608,6 +609,101 @@ def test_the_settings_check_has_teeth(chart: helm_python.Chart, tmp_path: Path) 
     status, stderr = _check_config(docs, tmp_path)
     assert status == 2
     assert "OPENAI_EXPORTER_CACHE_TLL" in stderr
+
+
+# --- collectors ---------------------------------------------------------------------------
+
+
+def collector_variables(docs: list[Doc]) -> dict[str, str]:
+    return {k: v for k, v in settings(docs).items() if k.startswith("OPENAI_EXPORTER_COLLECTOR_")}
+
+
+def test_collectors_are_exactly_the_exporters(
+    chart: helm_python.Chart, schema: dict[str, Any]
+) -> None:
+    """values.yaml and the schema know each collector of the exporter's catalogue, with its
+    default, and no other: a collector added to the exporter must reach the chart."""
+    assert chart.values["collectors"] == COLLECTOR_DEFAULTS
+    node = schema["properties"]["collectors"]
+    assert node["additionalProperties"] is False
+    assert node["properties"] == {name: {"type": "boolean"} for name in COLLECTOR_NAMES}
+    assert sorted(node["required"]) == sorted(COLLECTOR_NAMES)
+
+
+def test_collector_switches_reach_the_environment(default_docs: list[Doc], tmp_path: Path) -> None:
+    assert collector_variables(default_docs) == {
+        f"OPENAI_EXPORTER_COLLECTOR_{name.upper()}": str(on).lower()
+        for name, on in COLLECTOR_DEFAULTS.items()
+    }
+    # As the container sees them: through envFrom of the settings ConfigMap.
+    pod = only(default_docs, "Deployment")["spec"]["template"]["spec"]
+    mounted = kubelet.mount(
+        pod, container(default_docs), kubelet.cluster_for(default_docs, PKI), tmp_path
+    )
+    env = kubelet.environment(default_docs, container(default_docs), mounted, base={})
+    assert env["OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS"] == "false"
+    assert env["OPENAI_EXPORTER_COLLECTOR_USERS"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("collectors", "expected"),
+    [
+        ({"users": False}, {"USERS": "false"}),
+        (
+            {"service_accounts": True, "invites": False},
+            {"SERVICE_ACCOUNTS": "true", "INVITES": "false"},
+        ),
+        (
+            dict.fromkeys(COLLECTOR_NAMES, False),
+            {name.upper(): "false" for name in COLLECTOR_NAMES},
+        ),
+    ],
+    ids=["users-off", "service-accounts-on-invites-off", "all-off"],
+)
+def test_a_collector_switch_renders_its_variable_and_the_exporter_accepts_it(
+    chart: helm_python.Chart,
+    tmp_path: Path,
+    collectors: dict[str, bool],
+    expected: dict[str, str],
+) -> None:
+    docs = documents(render(chart, {"collectors": collectors}))
+    variables = collector_variables(docs)
+    assert len(variables) == len(COLLECTOR_NAMES)
+    for name, value in expected.items():
+        assert variables[f"OPENAI_EXPORTER_COLLECTOR_{name}"] == value
+    untouched = set(COLLECTOR_NAMES) - set(collectors)
+    for name in untouched:
+        default = str(COLLECTOR_DEFAULTS[name]).lower()
+        assert variables[f"OPENAI_EXPORTER_COLLECTOR_{name.upper()}"] == default
+    status, stderr = _check_config(docs, tmp_path)
+    assert status == 0, stderr
+
+
+def test_the_collectors_fixture_switches_users_off(chart: helm_python.Chart) -> None:
+    docs = documents(render(chart, load_values(CI_DIR / "collectors-values.yaml")))
+    variables = collector_variables(docs)
+    assert variables["OPENAI_EXPORTER_COLLECTOR_USERS"] == "false"
+    assert variables["OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS"] == "true"
+    assert variables["OPENAI_EXPORTER_COLLECTOR_API_KEYS"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("OPENAI_EXPORTER_COLLECTOR_USERS", "maybe", "must be true or false"),
+        ("OPENAI_EXPORTER_COLLECTOR_AUDIT_LOGS", "true", "unknown setting"),
+    ],
+)
+def test_the_collector_check_has_teeth(
+    chart: helm_python.Chart, tmp_path: Path, variable: str, value: str, refused: str
+) -> None:
+    """The exporter, not just the schema, refuses a bad switch in the rendered ConfigMap."""
+    docs = documents(render(chart))
+    settings(docs)[variable] = value
+    status, stderr = _check_config(docs, tmp_path)
+    assert status == 2
+    assert variable in stderr
+    assert refused in stderr
 
 
 def test_the_mounted_key_file_is_what_the_exporter_reads(
