@@ -25,47 +25,25 @@ import yaml
 import exporter
 from exporter.collectors.catalog import COLLECTOR_DEFAULTS, COLLECTOR_NAMES
 from tests.helm import kubelet
+from tests.helm.chart import (
+    CHART_DIR,
+    CI_DIR,
+    INVALID,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    VALID,
+    Doc,
+    documents,
+    load_values,
+    only,
+    render,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "helm" / "openai-key-exporter"
-CI_DIR = CHART_DIR / "ci"
-VALID = sorted(CI_DIR.glob("*-values.yaml"))
-INVALID = sorted((CI_DIR / "invalid").glob("*.yaml"))
-RELEASE = "keys"
-NAMESPACE = "openai"
-PREFIX = "openai-key-exporter/templates/"
 SCHEMA_REF_PREFIX = "#/definitions/"
-
-Doc = dict[str, Any]
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def load_values(path: Path) -> dict[str, Any]:
-    """A values file parsed by Helm's own YAML reader, as ``helm -f`` would."""
-    return helm_python.values_from_yaml(path.read_text(encoding="utf-8"))
-
-
-def render(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> dict[str, str]:
-    """Template path (without the chart prefix) to rendered text; disabled templates dropped."""
-    rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
-    return {path.removeprefix(PREFIX): text for path, text in rendered.items() if text.strip()}
-
-
-def documents(rendered: dict[str, str]) -> list[Doc]:
-    docs: list[Doc] = []
-    for path, text in rendered.items():
-        if path.endswith("NOTES.txt"):
-            continue
-        docs += [doc for doc in yaml.safe_load_all(text) if doc]
-    return docs
-
-
-def only(docs: list[Doc], kind: str) -> Doc:
-    found = [doc for doc in docs if doc["kind"] == kind]
-    assert len(found) == 1, f"{len(found)} {kind} objects"
-    return found[0]
 
 
 def settings(docs: list[Doc]) -> dict[str, str]:
@@ -98,25 +76,6 @@ def expected_message(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# expect: "), f"{path.name}: first line must be '# expect: ...'"
     return first.removeprefix("# expect: ")
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="module")
-def default_docs(chart: helm_python.Chart) -> list[Doc]:
-    return documents(render(chart))
-
-
-@pytest.fixture(scope="module")
-def schema() -> dict[str, Any]:
-    import json
-
-    loaded: dict[str, Any] = json.loads((CHART_DIR / "values.schema.json").read_text("utf-8"))
-    return loaded
 
 
 # --- lint, schema, values documentation ---------------------------------------------------
@@ -561,9 +520,6 @@ def test_notes_tell_how_to_check_it_works(chart: helm_python.Chart) -> None:
 # --- the exporter accepts what the chart renders ------------------------------------------
 
 
-PKI = kubelet.Pki()
-
-
 def probe_target(probe: Doc) -> tuple[str, str | None]:
     """("HTTP" or "HTTPS", path) of an HTTP probe, ("TCP", None) of a TCP one."""
     if "tcpSocket" in probe:
@@ -575,38 +531,36 @@ def probe_target(probe: Doc) -> tuple[str, str | None]:
     return get.get("scheme", "HTTP"), get["path"]
 
 
-def start_check_config(
-    docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
-) -> subprocess.Popen[str]:
-    return kubelet.start_check_config(docs, cluster or kubelet.cluster_for(docs, PKI), root)
+def start_check_config(docs: list[Doc], root: Path, pki: kubelet.Pki) -> subprocess.Popen[str]:
+    return kubelet.start_check_config(docs, kubelet.cluster_for(docs, pki), root)
 
 
-def _check_config(
-    docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
-) -> tuple[int, str]:
-    return kubelet.finish_check_config(start_check_config(docs, root, cluster))
+def _check_config(docs: list[Doc], root: Path, pki: kubelet.Pki) -> tuple[int, str]:
+    return kubelet.finish_check_config(start_check_config(docs, root, pki))
 
 
 def test_exporter_accepts_the_settings_of_every_rendering(
-    chart: helm_python.Chart, tmp_path: Path
+    chart: helm_python.Chart, tmp_path: Path, pki: kubelet.Pki
 ) -> None:
     started: dict[str, subprocess.Popen[str]] = {}
     for name, docs in _rendered_docs(chart):
         mount = container(docs)["volumeMounts"][0]["mountPath"].rstrip("/")
         listed = {item["name"]: item.get("value") for item in container(docs)["env"]}
         assert listed["OPENAI_ADMIN_KEY_FILE"] == f"{mount}/admin-key", name
-        started[name] = start_check_config(docs, tmp_path / name)  # all at once: faster
+        started[name] = start_check_config(docs, tmp_path / name, pki)  # all at once: faster
     for name, process in started.items():
         status, stderr = kubelet.finish_check_config(process)
         assert status == 0, f"{name}: {stderr}"
     assert len(started) == 1 + len(VALID)
 
 
-def test_the_settings_check_has_teeth(chart: helm_python.Chart, tmp_path: Path) -> None:
+def test_the_settings_check_has_teeth(
+    chart: helm_python.Chart, tmp_path: Path, pki: kubelet.Pki
+) -> None:
     """A misspelt variable in the ConfigMap would be refused by the exporter at start."""
     docs = documents(render(chart))
     settings(docs)["OPENAI_EXPORTER_CACHE_TLL"] = "5m"
-    status, stderr = _check_config(docs, tmp_path)
+    status, stderr = _check_config(docs, tmp_path, pki)
     assert status == 2
     assert "OPENAI_EXPORTER_CACHE_TLL" in stderr
 
@@ -630,7 +584,9 @@ def test_collectors_are_exactly_the_exporters(
     assert sorted(node["required"]) == sorted(COLLECTOR_NAMES)
 
 
-def test_collector_switches_reach_the_environment(default_docs: list[Doc], tmp_path: Path) -> None:
+def test_collector_switches_reach_the_environment(
+    default_docs: list[Doc], tmp_path: Path, pki: kubelet.Pki
+) -> None:
     assert collector_variables(default_docs) == {
         f"OPENAI_EXPORTER_COLLECTOR_{name.upper()}": str(on).lower()
         for name, on in COLLECTOR_DEFAULTS.items()
@@ -638,7 +594,7 @@ def test_collector_switches_reach_the_environment(default_docs: list[Doc], tmp_p
     # As the container sees them: through envFrom of the settings ConfigMap.
     pod = only(default_docs, "Deployment")["spec"]["template"]["spec"]
     mounted = kubelet.mount(
-        pod, container(default_docs), kubelet.cluster_for(default_docs, PKI), tmp_path
+        pod, container(default_docs), kubelet.cluster_for(default_docs, pki), tmp_path
     )
     env = kubelet.environment(default_docs, container(default_docs), mounted, base={})
     assert env["OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS"] == "false"
@@ -665,6 +621,7 @@ def test_a_collector_switch_renders_its_variable_and_the_exporter_accepts_it(
     tmp_path: Path,
     collectors: dict[str, bool],
     expected: dict[str, str],
+    pki: kubelet.Pki,
 ) -> None:
     docs = documents(render(chart, {"collectors": collectors}))
     variables = collector_variables(docs)
@@ -675,7 +632,7 @@ def test_a_collector_switch_renders_its_variable_and_the_exporter_accepts_it(
     for name in untouched:
         default = str(COLLECTOR_DEFAULTS[name]).lower()
         assert variables[f"OPENAI_EXPORTER_COLLECTOR_{name.upper()}"] == default
-    status, stderr = _check_config(docs, tmp_path)
+    status, stderr = _check_config(docs, tmp_path, pki)
     assert status == 0, stderr
 
 
@@ -695,24 +652,29 @@ def test_the_collectors_fixture_switches_users_off(chart: helm_python.Chart) -> 
     ],
 )
 def test_the_collector_check_has_teeth(
-    chart: helm_python.Chart, tmp_path: Path, variable: str, value: str, refused: str
+    chart: helm_python.Chart,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    refused: str,
+    pki: kubelet.Pki,
 ) -> None:
     """The exporter, not just the schema, refuses a bad switch in the rendered ConfigMap."""
     docs = documents(render(chart))
     settings(docs)[variable] = value
-    status, stderr = _check_config(docs, tmp_path)
+    status, stderr = _check_config(docs, tmp_path, pki)
     assert status == 2
     assert variable in stderr
     assert refused in stderr
 
 
 def test_the_mounted_key_file_is_what_the_exporter_reads(
-    chart: helm_python.Chart, tmp_path: Path
+    chart: helm_python.Chart, tmp_path: Path, pki: kubelet.Pki
 ) -> None:
     """The admin key file is found only where the Secret is mounted: a key Secret without
     the named key cannot even be mounted."""
     docs = documents(render(chart))
-    cluster = kubelet.cluster_for(docs, PKI)
+    cluster = kubelet.cluster_for(docs, pki)
     cluster.secrets["openai-admin-key"] = {"other-key": b"sk-admin-x\n"}
     with pytest.raises(kubelet.MountError, match="has no key 'admin-key'"):
-        _check_config(docs, tmp_path, cluster)
+        kubelet.finish_check_config(kubelet.start_check_config(docs, cluster, tmp_path))

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,21 @@ import helm_python
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "helm" / "openai-key-exporter"
-VALID = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+from tests.helm.chart import (
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    VALID,
+    Doc,
+    fixture_values,
+    render_docs,
+)
+
 RULES_FILE = ROOT / "alerts" / "openai-key-exporter.rules.yml"
 DASHBOARDS_DIR = ROOT / "dashboards"
 DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 GRAFANA_STAND_IN = "https://grafana.example.com"
-RELEASE = "keys"
-NAMESPACE = "openai"
 NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 # Alerts whose expression compares with one number, and the unit of that number.
 THRESHOLD_UNITS = {
@@ -61,7 +66,6 @@ NO_THRESHOLD = {
     "OpenAIExporterCollectorFailing",
 }
 
-Doc = dict[str, Any]
 Rule = dict[str, Any]
 
 
@@ -77,23 +81,6 @@ def shipped_alerts() -> dict[str, Rule]:
 SHIPPED_ALERT_NAMES = sorted(shipped_alerts())
 
 
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-def render_docs(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> list[Doc]:
-    rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
-    return [
-        doc
-        for path, text in rendered.items()
-        if text.strip() and not path.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-
-
 def rule_groups(docs: list[Doc]) -> list[dict[str, Any]]:
     (rule,) = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
     groups: list[dict[str, Any]] = rule["spec"]["groups"]
@@ -102,10 +89,6 @@ def rule_groups(docs: list[Doc]) -> list[dict[str, Any]]:
 
 def alerts_of(groups: list[dict[str, Any]]) -> dict[str, Rule]:
     return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return helm_python.values_from_yaml((CHART_DIR / "ci" / name).read_text(encoding="utf-8"))
 
 
 def changed_numbers(before: str, after: str) -> list[tuple[str, str, str]]:
@@ -201,7 +184,7 @@ def test_promtool_accepts_every_rendered_rule_set(chart: helm_python.Chart, tmp_
     assert promtool_check(rule_groups(render_docs(chart)), tmp_path, "defaults") == shipped_count
     checked = 1
     for path in VALID:
-        docs = render_docs(chart, fixture(path.name))
+        docs = render_docs(chart, fixture_values(path.name))
         if any(doc["kind"] == "PrometheusRule" for doc in docs):
             groups = rule_groups(docs)
             count = sum(len(g["rules"]) for g in groups)
@@ -213,7 +196,7 @@ def test_promtool_accepts_every_rendered_rule_set(chart: helm_python.Chart, tmp_
 def test_overrides_change_what_they_say_and_nothing_else(
     chart: helm_python.Chart, tmp_path: Path
 ) -> None:
-    values = fixture("everything-values.yaml")
+    values = fixture_values("everything")
     groups = rule_groups(render_docs(chart, values))
     promtool_check(groups, tmp_path, "everything")
     rendered, shipped = alerts_of(groups), shipped_alerts()
@@ -384,7 +367,7 @@ def test_dashboard_config_maps_are_byte_identical_to_the_files(
 
 
 def test_dashboard_label_folder_and_namespace_are_configurable(chart: helm_python.Chart) -> None:
-    maps = dashboard_maps(render_docs(chart, fixture("no-operator-values.yaml")))
+    maps = dashboard_maps(render_docs(chart, fixture_values("no-operator")))
     assert len(maps) == len(DASHBOARDS)
     for cm in maps:
         assert cm["metadata"]["namespace"] == "grafana"
