@@ -30,7 +30,15 @@ CONTRACT = {
     "openai_api_key_age_seconds",
     "openai_api_key_idle_seconds",
     "openai_api_key_never_used",
-    "openai_api_key_owner_in_organization",
+    "openai_exporter_refreshes_total",
+    "openai_exporter_refresh_errors_total",
+    "openai_exporter_api_requests_total",
+    "openai_exporter_build_info",
+    # Per collector (replacing the unlabelled last_success and refresh_duration).
+    "openai_exporter_collector_success",
+    "openai_exporter_collector_last_success_timestamp_seconds",
+    "openai_exporter_collector_duration_seconds",
+    # Collector admin_api_keys.
     "openai_admin_api_key_info",
     "openai_admin_api_key_created_timestamp_seconds",
     "openai_admin_api_key_last_used_timestamp_seconds",
@@ -40,25 +48,23 @@ CONTRACT = {
     "openai_admin_api_key_age_seconds",
     "openai_admin_api_key_idle_seconds",
     "openai_exporter_admin_api_key_info",
+    # Collector users.
     "openai_user_info",
     "openai_user_added_timestamp_seconds",
     "openai_user_api_key_last_used_timestamp_seconds",
+    "openai_api_key_owner_in_organization",
+    # Collector invites.
     "openai_invite_info",
     "openai_invite_created_timestamp_seconds",
     "openai_invite_expires_timestamp_seconds",
+    # Collector certificates.
     "openai_certificate_info",
     "openai_certificate_not_before_timestamp_seconds",
     "openai_certificate_not_after_timestamp_seconds",
+    # Collector service_accounts (off by default).
     "openai_service_account_info",
     "openai_service_account_created_timestamp_seconds",
     "openai_project_service_accounts",
-    "openai_exporter_collector_success",
-    "openai_exporter_collector_last_success_timestamp_seconds",
-    "openai_exporter_collector_duration_seconds",
-    "openai_exporter_refreshes_total",
-    "openai_exporter_refresh_errors_total",
-    "openai_exporter_api_requests_total",
-    "openai_exporter_build_info",
 }
 DAY = 86400
 SCRAPE_TIMEOUT = 10.0  # what the test scrapes announce, as Prometheus does

@@ -29,18 +29,38 @@ CONTRACT_METRICS = frozenset(CONTRACT)
 # Series Prometheus makes itself.
 PROMETHEUS_METRICS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 
-# Alerts about one key, about one project, and about the exporter itself.
+# Alerts about one project key, about one project, about the organization's other
+# credentials (admin keys, certificates), and about the exporter itself.
 KEY_ALERTS = (
     "OpenAIApiKeyUnused",
     "OpenAIApiKeyNeverUsed",
     "OpenAIApiKeyRotationDue",
     "OpenAIApiKeyRotationOverdue",
     "OpenAIApiKeyOwnerInactive",
+    "OpenAIApiKeyOwnerLeftOrganization",
 )
 PROJECT_ALERTS = ("OpenAIProjectTooManyKeys",)
+ADMIN_KEY_ALERTS = (
+    "OpenAIAdminApiKeyNoExpiry",
+    "OpenAIAdminApiKeyExpiringSoon",
+    "OpenAIAdminApiKeyUnused",
+    "OpenAIAdminApiKeyRotationDue",
+    "OpenAIExporterAdminKeyExpiring",
+)
+CERTIFICATE_ALERTS = (
+    "OpenAICertificateExpiringSoon",
+    "OpenAICertificateExpired",
+)
+CREDENTIAL_ALERTS = ADMIN_KEY_ALERTS + CERTIFICATE_ALERTS
 EXPORTER_ALERTS = (
     "OpenAIExporterDown",
-    "OpenAIExporterRefreshFailing",
+    "OpenAIExporterCollectorFailing",
+    "OpenAIExporterDataStale",
+    "OpenAIExporterRateLimited",
+)
+# Exporter alerts labelled by the collector they are about.
+COLLECTOR_ALERTS = (
+    "OpenAIExporterCollectorFailing",
     "OpenAIExporterDataStale",
     "OpenAIExporterRateLimited",
 )
@@ -145,14 +165,19 @@ def duration_seconds(text: str) -> float:
     return sum(int(n) * _DURATION_SECONDS[u] for n, u in parts)
 
 
-_DAYS_THRESHOLD = re.compile(r">\s*(\d+)\s*\*\s*86400")
+_DAYS_THRESHOLD = re.compile(r"[<>]\s*(\d+)\s*\*\s*86400")
+
+
+def days_thresholds(alert: str) -> list[int]:
+    """The `<days> * 86400` thresholds written in an alert's expression, in order."""
+    return [int(days) for days in _DAYS_THRESHOLD.findall(alerts()[alert].expr)]
 
 
 def days_threshold(alert: str) -> int:
-    """The `<days> * 86400` threshold written in a key alert's expression."""
-    found = _DAYS_THRESHOLD.findall(alerts()[alert].expr)
+    """The single `<days> * 86400` threshold written in an alert's expression."""
+    found = days_thresholds(alert)
     assert len(found) == 1, f"{alert} has no single `> <days> * 86400` threshold"
-    return int(found[0])
+    return found[0]
 
 
 def runbook_anchors() -> set[str]:

@@ -12,9 +12,13 @@ import pytest
 import yaml
 
 from tests.alerts.rules import (
+    ADMIN_KEY_ALERTS,
     ALERTMANAGER_EXAMPLE,
     AMTOOL,
+    CERTIFICATE_ALERTS,
+    COLLECTOR_ALERTS,
     CONTRACT_METRICS,
+    CREDENTIAL_ALERTS,
     DASHBOARDS_DOC,
     EXPORTER_ALERTS,
     KEY_ALERTS,
@@ -44,9 +48,17 @@ SHIPPED_ALERTS = {
     "OpenAIApiKeyRotationDue": "warning",
     "OpenAIApiKeyRotationOverdue": "critical",
     "OpenAIApiKeyOwnerInactive": "warning",
+    "OpenAIApiKeyOwnerLeftOrganization": "warning",
     "OpenAIProjectTooManyKeys": "info",
+    "OpenAIAdminApiKeyNoExpiry": "warning",
+    "OpenAIAdminApiKeyExpiringSoon": "warning",
+    "OpenAIAdminApiKeyUnused": "warning",
+    "OpenAIAdminApiKeyRotationDue": "warning",
+    "OpenAIExporterAdminKeyExpiring": "critical",
+    "OpenAICertificateExpiringSoon": "warning",
+    "OpenAICertificateExpired": "critical",
     "OpenAIExporterDown": "critical",
-    "OpenAIExporterRefreshFailing": "warning",
+    "OpenAIExporterCollectorFailing": "warning",
     "OpenAIExporterDataStale": "warning",
     "OpenAIExporterRateLimited": "info",
 }
@@ -55,11 +67,16 @@ SHIPPED_RECORDING_RULES = {
     "openai_api_key:age_seconds",
     "openai_api_key:idle_seconds",
     "openai_api_key:never_used",
+    "openai_admin_api_key:age_seconds",
+    "openai_admin_api_key:idle_seconds",
 }
 GRAFANA_URL = "https://grafana.example.com"
 DASHBOARD_OF = {
     **dict.fromkeys(KEY_ALERTS + PROJECT_ALERTS, "openai-api-keys"),
     **dict.fromkeys(EXPORTER_ALERTS, "openai-key-exporter-health"),
+    **dict.fromkeys(CREDENTIAL_ALERTS, "openai-credentials"),
+    # A project key, but its owner's membership is on the credentials dashboard.
+    "OpenAIApiKeyOwnerLeftOrganization": "openai-credentials",
 }
 
 # Moves of each threshold, one each way: the unit tests must notice every one.
@@ -73,10 +90,29 @@ THRESHOLD_MUTATIONS = [
     ("OpenAIApiKeyRotationOverdue", "365 * 86400", "364 * 86400"),
     ("OpenAIApiKeyRotationOverdue", "365 * 86400", "401 * 86400"),
     ("OpenAIApiKeyOwnerInactive", '"inactive"', '"active"'),
+    ("OpenAIApiKeyOwnerLeftOrganization", "== 0", "== 1"),
     ("OpenAIProjectTooManyKeys", "> 50", "> 49"),
     ("OpenAIProjectTooManyKeys", "> 50", "> 51"),
+    ("OpenAIAdminApiKeyNoExpiry", "== 1", "== 0"),
+    ("OpenAIAdminApiKeyExpiringSoon", "14 * 86400", "9 * 86400"),
+    ("OpenAIAdminApiKeyExpiringSoon", "14 * 86400", "16 * 86400"),
+    ("OpenAIAdminApiKeyUnused", "30 * 86400", "28 * 86400"),
+    ("OpenAIAdminApiKeyUnused", "30 * 86400", "41 * 86400"),
+    ("OpenAIAdminApiKeyUnused", "7 * 86400", "6 * 86400"),
+    ("OpenAIAdminApiKeyUnused", "7 * 86400", "9 * 86400"),
+    ("OpenAIAdminApiKeyUnused", "== 1", "== 0"),
+    ("OpenAIAdminApiKeyRotationDue", "180 * 86400", "178 * 86400"),
+    ("OpenAIAdminApiKeyRotationDue", "180 * 86400", "201 * 86400"),
+    ("OpenAIExporterAdminKeyExpiring", "7 * 86400", "4 * 86400"),
+    ("OpenAIExporterAdminKeyExpiring", "7 * 86400", "8 * 86400"),
+    ("OpenAICertificateExpiringSoon", "30 * 86400", "19 * 86400"),
+    ("OpenAICertificateExpiringSoon", "30 * 86400", "31 * 86400"),
+    ("OpenAICertificateExpiringSoon", '"true"', '"false"'),
+    ("OpenAICertificateExpired", "> 0", "> -3000000"),
+    ("OpenAICertificateExpired", "> 0", "> 100000"),
+    ("OpenAICertificateExpired", '"true"', '"false"'),
     ("OpenAIExporterDown", "== 0", "== 1"),
-    ("OpenAIExporterRefreshFailing", "== 0", "== 1"),
+    ("OpenAIExporterCollectorFailing", "== 0", "== 1"),
     ("OpenAIExporterDataStale", "> 3600", "> 2900"),
     ("OpenAIExporterDataStale", "> 3600", "> 4900"),
     ("OpenAIExporterRateLimited", "> 0", "> -1"),
@@ -125,7 +161,10 @@ def test_shipped_alert_names_are_exactly_these() -> None:
     assert {name: rule.labels.get("severity") for name, rule in alerts().items()} == (
         SHIPPED_ALERTS
     )
-    assert set(KEY_ALERTS + PROJECT_ALERTS + EXPORTER_ALERTS) == set(SHIPPED_ALERTS)
+    groups = KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + EXPORTER_ALERTS
+    assert sorted(groups) == sorted(SHIPPED_ALERTS), "each alert in exactly one group"
+    assert set(ADMIN_KEY_ALERTS + CERTIFICATE_ALERTS) == set(CREDENTIAL_ALERTS)
+    assert set(COLLECTOR_ALERTS) <= set(EXPORTER_ALERTS)
 
 
 def test_shipped_recording_rules_are_exactly_these() -> None:
@@ -158,21 +197,26 @@ def test_recording_rules_come_before_their_users_in_the_same_group() -> None:
                 recorded.add(rule.name)
 
 
-# The Helm chart overrides an alert's threshold by rewriting the number after the single
-# ordering comparison (>, >=, <, <=) of its expression: keep exactly one where there is a
-# numeric threshold, and none where there is not.
+# The Helm chart overrides an alert's thresholds by rewriting the numbers after the ordering
+# comparisons (>, >=, <, <=) of its expression, in order: keep exactly one where there is a
+# numeric threshold, none where there is not, and know the alerts with more than one.
 _ORDERING_COMPARISON = re.compile(r"(>=|<=|>|<)\s*(bool\s+)?-?[0-9]")
 WITHOUT_NUMERIC_THRESHOLD = {
     "OpenAIApiKeyOwnerInactive",
+    "OpenAIApiKeyOwnerLeftOrganization",
+    "OpenAIAdminApiKeyNoExpiry",
     "OpenAIExporterDown",
-    "OpenAIExporterRefreshFailing",
+    "OpenAIExporterCollectorFailing",
 }
+# Idle days of used keys, then age in days of never-used ones.
+WITH_TWO_THRESHOLDS = {"OpenAIAdminApiKeyUnused"}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
 def test_threshold_is_the_single_ordering_comparison(name: str) -> None:
     found = _ORDERING_COMPARISON.findall(alerts()[name].expr)
-    assert len(found) == (0 if name in WITHOUT_NUMERIC_THRESHOLD else 1)
+    expected = 0 if name in WITHOUT_NUMERIC_THRESHOLD else 2 if name in WITH_TWO_THRESHOLDS else 1
+    assert len(found) == expected
 
 
 # --------------------------------------------------------------- conventions
@@ -181,7 +225,9 @@ def test_threshold_is_the_single_ordering_comparison(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
 def test_alert_conventions(name: str) -> None:
     rule = alerts()[name]
-    assert re.fullmatch(r"OpenAI(ApiKey|Project|Exporter)[A-Z][A-Za-z]+", name)
+    assert re.fullmatch(
+        r"OpenAI(ApiKey|Project|AdminApiKey|Certificate|Exporter)[A-Z][A-Za-z]+", name
+    )
     assert rule.for_ is not None, f"{name} has no for:"
     assert duration_seconds(rule.for_) > 0
     assert set(rule.labels) == {"severity"}
@@ -198,6 +244,12 @@ def test_alert_conventions(name: str) -> None:
         needed = ["project_name", "project_id", "api_key_name", "api_key_id", "owner_name"]
     elif name in PROJECT_ALERTS:
         needed = ["project_name", "project_id"]
+    elif name in ADMIN_KEY_ALERTS:
+        needed = ["admin_api_key_name", "admin_api_key_id"]
+    elif name in CERTIFICATE_ALERTS:
+        needed = ["certificate_name", "certificate_id"]
+    elif name in COLLECTOR_ALERTS:
+        needed = ["job", "collector"]
     else:
         needed = ["job"]
     for label in needed:
@@ -264,6 +316,13 @@ def test_every_alert_has_a_firing_case_with_labels_and_annotations(name: str) ->
             if name in KEY_ALERTS:
                 for label in ("project_name", "api_key_name", "owner_name", "owner_type"):
                     assert label in expected["exp_labels"], f"{name} case lacks {label}"
+            if name in ADMIN_KEY_ALERTS:
+                for label in ("admin_api_key_name", "owner_name", "owner_type", "owner_role"):
+                    assert label in expected["exp_labels"], f"{name} case lacks {label}"
+            if name in CERTIFICATE_ALERTS:
+                assert "certificate_name" in expected["exp_labels"], f"{name} lacks its name"
+            if name in COLLECTOR_ALERTS:
+                assert "collector" in expected["exp_labels"], f"{name} case lacks collector"
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
@@ -328,7 +387,7 @@ def test_unit_tests_notice_a_moved_threshold(
 def test_every_numeric_threshold_is_moved_both_ways() -> None:
     assert {name for name, _, _ in THRESHOLD_MUTATIONS} == set(SHIPPED_ALERTS)
     for name, literal in {(n, a) for n, a, _ in THRESHOLD_MUTATIONS}:
-        if not re.fullmatch(r"> -?\d+(?: \* 86400)?", literal):
+        if not re.fullmatch(r"(?:[<>]=? )?-?\d+(?: \* 86400)?", literal):
             continue  # a label value or an equality, not a threshold
         moved = sorted(
             int(re.findall(r"-?\d+", b)[0])
@@ -345,7 +404,7 @@ def test_amtool_check_config() -> None:
     result = run(require_tool(AMTOOL), "check-config", str(ALERTMANAGER_EXAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "1 inhibit rules" in result.stdout
+    assert "3 inhibit rules" in result.stdout
 
 
 def receiver_for(*labels: str) -> str:
@@ -383,3 +442,48 @@ def test_alertmanager_groups_openai_alerts_by_project() -> None:
     assert openai_route["group_by"] == ["project_id"]
     for child in openai_route["routes"]:
         assert "group_by" not in child, "children inherit the grouping by project"
+
+
+def firing_labels(name: str) -> list[dict[str, str]]:
+    """The labels of every alert `name` the promtool cases expect to fire."""
+    return [
+        {str(k): str(v) for k, v in expected["exp_labels"].items()}
+        for case in all_alert_cases()
+        if case["alertname"] == name
+        for expected in case["exp_alerts"]
+    ]
+
+
+def test_each_inhibition_mutes_a_lesser_alert_about_the_same_subject() -> None:
+    """An inhibit rule names shipped alerts, a source more severe than its target, and
+    `equal` labels that both carry (a label missing on both sides would match everything)."""
+    config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
+    rank = {"info": 0, "warning": 1, "critical": 2}
+    pairs = set()
+    for rule in config["inhibit_rules"]:
+        ((source,),) = [re.findall(r'alertname = "(\w+)"', m) for m in rule["source_matchers"]]
+        ((target,),) = [re.findall(r'alertname = "(\w+)"', m) for m in rule["target_matchers"]]
+        assert rank[SHIPPED_ALERTS[source]] > rank[SHIPPED_ALERTS[target]], (source, target)
+        for name in (source, target):
+            cases = firing_labels(name)
+            assert cases, name
+            for labels in cases:
+                assert set(rule["equal"]) <= set(labels), (name, rule["equal"])
+        pairs.add((source, target))
+    assert pairs == {
+        ("OpenAIApiKeyRotationOverdue", "OpenAIApiKeyRotationDue"),
+        ("OpenAIExporterAdminKeyExpiring", "OpenAIAdminApiKeyExpiringSoon"),
+        ("OpenAICertificateExpired", "OpenAICertificateExpiringSoon"),
+    }
+
+
+def test_the_inhibited_pairs_fire_together_for_the_same_subject() -> None:
+    """Where the source fires, the target fires for the same subject: the inhibition is
+    what keeps a second notification away, so it must have something to do."""
+    config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
+    for rule in config["inhibit_rules"]:
+        (source,) = re.findall(r'alertname = "(\w+)"', rule["source_matchers"][0])
+        (target,) = re.findall(r'alertname = "(\w+)"', rule["target_matchers"][0])
+        targets = {tuple(labels[k] for k in rule["equal"]) for labels in firing_labels(target)}
+        for labels in firing_labels(source):
+            assert tuple(labels[k] for k in rule["equal"]) in targets, (source, labels)

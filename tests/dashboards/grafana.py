@@ -19,6 +19,7 @@ DASHBOARD_DIR = ROOT / "dashboards"
 DASHBOARD_UIDS = {
     "openai-api-keys.json": "openai-api-keys",
     "openai-key-exporter-health.json": "openai-key-exporter-health",
+    "openai-credentials.json": "openai-credentials",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

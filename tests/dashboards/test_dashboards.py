@@ -18,6 +18,7 @@ from tests.alerts.rules import (
     RUNBOOK_URL,
     alerts,
     days_threshold,
+    days_thresholds,
     metric_names,
     recording_rule_names,
     runbook_anchors,
@@ -41,6 +42,12 @@ from tests.dashboards.grafana import (
 
 KEYS = "openai-api-keys"
 HEALTH = "openai-key-exporter-health"
+CREDENTIALS = "openai-credentials"
+# The metrics the health dashboard must no longer read: replaced by per-collector ones.
+REPLACED_METRICS = {
+    "openai_exporter_last_success_timestamp_seconds",
+    "openai_exporter_refresh_duration_seconds",
+}
 ALL_PANELS = [
     pytest.param(uid, panel, id=f"{uid}/{panel['title']}")
     for uid, dashboard in dashboards().items()
@@ -71,7 +78,7 @@ def test_json_is_formatted(name: str) -> None:
 
 def test_panel_counts() -> None:
     counts = {uid: len(list(panels(d))) for uid, d in dashboards().items()}
-    assert counts == {KEYS: 12, HEALTH: 12}
+    assert counts == {KEYS: 12, HEALTH: 13, CREDENTIALS: 13}
 
 
 @pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
@@ -134,14 +141,60 @@ def test_project_variable_shows_names_and_filters_on_ids(
         assert match.group("text") == text
 
 
-def test_job_and_instance_all_means_the_exporters_only() -> None:
+@pytest.mark.parametrize("uid", [HEALTH, CREDENTIALS])
+def test_job_and_instance_all_means_the_exporters_only(uid: str) -> None:
     """`.*` as All would show every target of Prometheus in the Scrape panel; without an
     allValue Grafana sends the exporter jobs it found over the time range, down ones too."""
     for name in ("job", "instance"):
-        var = variables(dashboards()[HEALTH])[name]
+        var = variables(dashboards()[uid])[name]
         assert var["allValue"] is None
         assert "openai_exporter_build_info" in var["definition"]
         assert var["refresh"] == 2, "refreshed with the time range"
+
+
+def test_health_dashboard_shows_each_collector() -> None:
+    """A `collector` variable fed by the per-collector success metric; every panel on the
+    exporter's refreshes filters on it and splits by it; success, duration and errors by
+    reason each have a panel; the replaced unlabelled metrics are gone."""
+    dashboard = dashboards()[HEALTH]
+    var = variables(dashboard)["collector"]
+    assert var["type"] == "query"
+    assert "openai_exporter_collector_success" in var["definition"]
+    assert var["includeAll"]
+    assert var["multi"]
+    collector_metrics = {
+        "openai_exporter_collector_success",
+        "openai_exporter_collector_duration_seconds",
+        "openai_exporter_collector_last_success_timestamp_seconds",
+        "openai_exporter_refreshes_total",
+        "openai_exporter_refresh_errors_total",
+    }
+    shown: set[str] = set()
+    for query in queries():
+        if query.dashboard != HEALTH:
+            continue
+        names = metric_names(runnable(query))
+        assert not names & REPLACED_METRICS, query.id
+        if names & collector_metrics:
+            assert 'collector=~"$collector"' in query.expr, query.id
+            shown |= names & collector_metrics
+    assert shown == collector_metrics
+    legends = {
+        target["expr"]: target.get("legendFormat", "")
+        for panel in panels(dashboard)
+        for target in panel["targets"]
+        if panel["type"] == "timeseries"
+    }
+    for expr, legend in legends.items():
+        if "collector" in expr:
+            assert "{{collector}}" in legend, expr
+    errors = [q for q in queries() if q.dashboard == HEALTH and "refresh_errors_total" in q.expr]
+    assert any("by (collector, reason)" in q.expr for q in errors)
+
+
+def test_no_dashboard_reads_a_replaced_metric() -> None:
+    for query in queries():
+        assert not metric_names(runnable(query)) & REPLACED_METRICS, query.id
 
 
 def test_threshold_variables_default_to_the_alert_thresholds() -> None:
@@ -149,6 +202,41 @@ def test_threshold_variables_default_to_the_alert_thresholds() -> None:
     assert int(values["idle_days"]) == days_threshold("OpenAIApiKeyUnused")
     assert int(values["never_used_days"]) == days_threshold("OpenAIApiKeyNeverUsed")
     assert int(values["rotation_days"]) == days_threshold("OpenAIApiKeyRotationDue")
+    values = default_values(dashboards()[CREDENTIALS])
+    assert int(values["admin_expiry_days"]) == days_threshold("OpenAIAdminApiKeyExpiringSoon")
+    assert int(values["admin_rotation_days"]) == days_threshold("OpenAIAdminApiKeyRotationDue")
+    assert int(values["certificate_expiry_days"]) == days_threshold("OpenAICertificateExpiringSoon")
+    # OpenAIAdminApiKeyUnused: idle days of used keys first, then age of never-used ones.
+    idle, _never_used_age = days_thresholds("OpenAIAdminApiKeyUnused")
+    assert int(values["admin_idle_days"]) == idle
+
+
+def test_credentials_dashboard_covers_each_credential() -> None:
+    """Admin keys (with the exporter's own marked), members by role, pending invites,
+    certificates by time to expiry, keys whose owner left: each has its panel and query."""
+    by_title = {panel["title"]: panel for panel in panels(dashboards()[CREDENTIALS])}
+    exprs = {
+        title: " ".join(t["expr"] for t in panel["targets"]) for title, panel in by_title.items()
+    }
+    admin = exprs["Admin key inventory"]
+    for metric in (
+        "openai_admin_api_key_expires_timestamp_seconds",
+        "openai_admin_api_key_last_used_timestamp_seconds",
+        "openai_exporter_admin_api_key_info",
+        "openai_admin_api_key:age_seconds",
+        "openai_admin_api_key:idle_seconds",
+    ):
+        assert metric in admin, metric
+    assert by_title["Admin key inventory"]["type"] == "table"
+    renamed = by_title["Admin key inventory"]["transformations"][1]["options"]["renameByName"]
+    assert {"owner_name", "admin_api_key_name"} <= set(renamed)
+    assert "count by (role) (openai_user_info" in exprs["Members by role"]
+    assert 'status="pending"' in exprs["Pending invite list"]
+    assert (
+        "openai_certificate_not_after_timestamp_seconds" in exprs["Certificates by time to expiry"]
+    )
+    assert exprs["Certificates by time to expiry"].startswith("sort(")
+    assert "openai_api_key_owner_in_organization == 0" in exprs["Project keys whose owner left"]
 
 
 @pytest.mark.parametrize(("uid", "panel"), ALL_PANELS)
@@ -227,11 +315,15 @@ def links_of(dashboard: dict[str, Any]) -> list[str]:
 
 
 def test_dashboards_link_each_other_and_the_runbook() -> None:
-    for uid, other in ((KEYS, HEALTH), (HEALTH, KEYS)):
+    uids = sorted(DASHBOARD_UIDS.values())
+    for uid in uids:
         dashboard = dashboards()[uid]
-        (to_other,) = [link for link in dashboard["links"] if f"/d/{other}/" in link["url"]]
-        assert to_other["includeVars"]
-        assert to_other["keepTime"]
+        for other in uids:
+            if other == uid:
+                continue
+            (to_other,) = [link for link in dashboard["links"] if f"/d/{other}/" in link["url"]]
+            assert to_other["includeVars"]
+            assert to_other["keepTime"]
         assert RUNBOOK_URL in [link["url"] for link in dashboard["links"]]
 
 

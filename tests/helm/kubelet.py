@@ -19,11 +19,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trustme
 
-Doc = dict[str, Any]
+from tests.helm.chart import ROOT, Doc
 
 SERVICE_NAME = "keys-openai-key-exporter.openai.svc"
 
@@ -211,7 +210,6 @@ def environment(
     return env
 
 
-ROOT = Path(__file__).resolve().parents[2]
 WEB_CONFIG_EXAMPLE_MARK = "<!-- example:web-config.yml -->"
 ADMIN_KEY = b"sk-admin-contract-test\n"
 

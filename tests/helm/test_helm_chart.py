@@ -23,48 +23,27 @@ import pytest
 import yaml
 
 import exporter
+from exporter.collectors.catalog import COLLECTOR_DEFAULTS, COLLECTOR_NAMES
 from tests.helm import kubelet
+from tests.helm.chart import (
+    CHART_DIR,
+    CI_DIR,
+    INVALID,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    VALID,
+    Doc,
+    documents,
+    load_values,
+    only,
+    render,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "helm" / "openai-key-exporter"
-CI_DIR = CHART_DIR / "ci"
-VALID = sorted(CI_DIR.glob("*-values.yaml"))
-INVALID = sorted((CI_DIR / "invalid").glob("*.yaml"))
-RELEASE = "keys"
-NAMESPACE = "openai"
-PREFIX = "openai-key-exporter/templates/"
 SCHEMA_REF_PREFIX = "#/definitions/"
-
-Doc = dict[str, Any]
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def load_values(path: Path) -> dict[str, Any]:
-    """A values file parsed by Helm's own YAML reader, as ``helm -f`` would."""
-    return helm_python.values_from_yaml(path.read_text(encoding="utf-8"))
-
-
-def render(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> dict[str, str]:
-    """Template path (without the chart prefix) to rendered text; disabled templates dropped."""
-    rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
-    return {path.removeprefix(PREFIX): text for path, text in rendered.items() if text.strip()}
-
-
-def documents(rendered: dict[str, str]) -> list[Doc]:
-    docs: list[Doc] = []
-    for path, text in rendered.items():
-        if path.endswith("NOTES.txt"):
-            continue
-        docs += [doc for doc in yaml.safe_load_all(text) if doc]
-    return docs
-
-
-def only(docs: list[Doc], kind: str) -> Doc:
-    found = [doc for doc in docs if doc["kind"] == kind]
-    assert len(found) == 1, f"{len(found)} {kind} objects"
-    return found[0]
 
 
 def settings(docs: list[Doc]) -> dict[str, str]:
@@ -97,25 +76,6 @@ def expected_message(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# expect: "), f"{path.name}: first line must be '# expect: ...'"
     return first.removeprefix("# expect: ")
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="module")
-def default_docs(chart: helm_python.Chart) -> list[Doc]:
-    return documents(render(chart))
-
-
-@pytest.fixture(scope="module")
-def schema() -> dict[str, Any]:
-    import json
-
-    loaded: dict[str, Any] = json.loads((CHART_DIR / "values.schema.json").read_text("utf-8"))
-    return loaded
 
 
 # --- lint, schema, values documentation ---------------------------------------------------
@@ -560,9 +520,6 @@ def test_notes_tell_how_to_check_it_works(chart: helm_python.Chart) -> None:
 # --- the exporter accepts what the chart renders ------------------------------------------
 
 
-PKI = kubelet.Pki()
-
-
 def probe_target(probe: Doc) -> tuple[str, str | None]:
     """("HTTP" or "HTTPS", path) of an HTTP probe, ("TCP", None) of a TCP one."""
     if "tcpSocket" in probe:
@@ -574,49 +531,150 @@ def probe_target(probe: Doc) -> tuple[str, str | None]:
     return get.get("scheme", "HTTP"), get["path"]
 
 
-def start_check_config(
-    docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
-) -> subprocess.Popen[str]:
-    return kubelet.start_check_config(docs, cluster or kubelet.cluster_for(docs, PKI), root)
+def start_check_config(docs: list[Doc], root: Path, pki: kubelet.Pki) -> subprocess.Popen[str]:
+    return kubelet.start_check_config(docs, kubelet.cluster_for(docs, pki), root)
 
 
-def _check_config(
-    docs: list[Doc], root: Path, cluster: kubelet.Cluster | None = None
-) -> tuple[int, str]:
-    return kubelet.finish_check_config(start_check_config(docs, root, cluster))
+def _check_config(docs: list[Doc], root: Path, pki: kubelet.Pki) -> tuple[int, str]:
+    return kubelet.finish_check_config(start_check_config(docs, root, pki))
 
 
 def test_exporter_accepts_the_settings_of_every_rendering(
-    chart: helm_python.Chart, tmp_path: Path
+    chart: helm_python.Chart, tmp_path: Path, pki: kubelet.Pki
 ) -> None:
     started: dict[str, subprocess.Popen[str]] = {}
     for name, docs in _rendered_docs(chart):
         mount = container(docs)["volumeMounts"][0]["mountPath"].rstrip("/")
         listed = {item["name"]: item.get("value") for item in container(docs)["env"]}
         assert listed["OPENAI_ADMIN_KEY_FILE"] == f"{mount}/admin-key", name
-        started[name] = start_check_config(docs, tmp_path / name)  # all at once: faster
+        started[name] = start_check_config(docs, tmp_path / name, pki)  # all at once: faster
     for name, process in started.items():
         status, stderr = kubelet.finish_check_config(process)
         assert status == 0, f"{name}: {stderr}"
     assert len(started) == 1 + len(VALID)
 
 
-def test_the_settings_check_has_teeth(chart: helm_python.Chart, tmp_path: Path) -> None:
+def test_the_settings_check_has_teeth(
+    chart: helm_python.Chart, tmp_path: Path, pki: kubelet.Pki
+) -> None:
     """A misspelt variable in the ConfigMap would be refused by the exporter at start."""
     docs = documents(render(chart))
     settings(docs)["OPENAI_EXPORTER_CACHE_TLL"] = "5m"
-    status, stderr = _check_config(docs, tmp_path)
+    status, stderr = _check_config(docs, tmp_path, pki)
     assert status == 2
     assert "OPENAI_EXPORTER_CACHE_TLL" in stderr
 
 
+# --- collectors ---------------------------------------------------------------------------
+
+
+def collector_variables(docs: list[Doc]) -> dict[str, str]:
+    return {k: v for k, v in settings(docs).items() if k.startswith("OPENAI_EXPORTER_COLLECTOR_")}
+
+
+def test_collectors_are_exactly_the_exporters(
+    chart: helm_python.Chart, schema: dict[str, Any]
+) -> None:
+    """values.yaml and the schema know each collector of the exporter's catalogue, with its
+    default, and no other: a collector added to the exporter must reach the chart."""
+    assert chart.values["collectors"] == COLLECTOR_DEFAULTS
+    node = schema["properties"]["collectors"]
+    assert node["additionalProperties"] is False
+    assert node["properties"] == {name: {"type": "boolean"} for name in COLLECTOR_NAMES}
+    assert sorted(node["required"]) == sorted(COLLECTOR_NAMES)
+
+
+def test_collector_switches_reach_the_environment(
+    default_docs: list[Doc], tmp_path: Path, pki: kubelet.Pki
+) -> None:
+    assert collector_variables(default_docs) == {
+        f"OPENAI_EXPORTER_COLLECTOR_{name.upper()}": str(on).lower()
+        for name, on in COLLECTOR_DEFAULTS.items()
+    }
+    # As the container sees them: through envFrom of the settings ConfigMap.
+    pod = only(default_docs, "Deployment")["spec"]["template"]["spec"]
+    mounted = kubelet.mount(
+        pod, container(default_docs), kubelet.cluster_for(default_docs, pki), tmp_path
+    )
+    env = kubelet.environment(default_docs, container(default_docs), mounted, base={})
+    assert env["OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS"] == "false"
+    assert env["OPENAI_EXPORTER_COLLECTOR_USERS"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("collectors", "expected"),
+    [
+        ({"users": False}, {"USERS": "false"}),
+        (
+            {"service_accounts": True, "invites": False},
+            {"SERVICE_ACCOUNTS": "true", "INVITES": "false"},
+        ),
+        (
+            dict.fromkeys(COLLECTOR_NAMES, False),
+            {name.upper(): "false" for name in COLLECTOR_NAMES},
+        ),
+    ],
+    ids=["users-off", "service-accounts-on-invites-off", "all-off"],
+)
+def test_a_collector_switch_renders_its_variable_and_the_exporter_accepts_it(
+    chart: helm_python.Chart,
+    tmp_path: Path,
+    collectors: dict[str, bool],
+    expected: dict[str, str],
+    pki: kubelet.Pki,
+) -> None:
+    docs = documents(render(chart, {"collectors": collectors}))
+    variables = collector_variables(docs)
+    assert len(variables) == len(COLLECTOR_NAMES)
+    for name, value in expected.items():
+        assert variables[f"OPENAI_EXPORTER_COLLECTOR_{name}"] == value
+    untouched = set(COLLECTOR_NAMES) - set(collectors)
+    for name in untouched:
+        default = str(COLLECTOR_DEFAULTS[name]).lower()
+        assert variables[f"OPENAI_EXPORTER_COLLECTOR_{name.upper()}"] == default
+    status, stderr = _check_config(docs, tmp_path, pki)
+    assert status == 0, stderr
+
+
+def test_the_collectors_fixture_switches_users_off(chart: helm_python.Chart) -> None:
+    docs = documents(render(chart, load_values(CI_DIR / "collectors-values.yaml")))
+    variables = collector_variables(docs)
+    assert variables["OPENAI_EXPORTER_COLLECTOR_USERS"] == "false"
+    assert variables["OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS"] == "true"
+    assert variables["OPENAI_EXPORTER_COLLECTOR_API_KEYS"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("OPENAI_EXPORTER_COLLECTOR_USERS", "maybe", "must be true or false"),
+        ("OPENAI_EXPORTER_COLLECTOR_AUDIT_LOGS", "true", "unknown setting"),
+    ],
+)
+def test_the_collector_check_has_teeth(
+    chart: helm_python.Chart,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    refused: str,
+    pki: kubelet.Pki,
+) -> None:
+    """The exporter, not just the schema, refuses a bad switch in the rendered ConfigMap."""
+    docs = documents(render(chart))
+    settings(docs)[variable] = value
+    status, stderr = _check_config(docs, tmp_path, pki)
+    assert status == 2
+    assert variable in stderr
+    assert refused in stderr
+
+
 def test_the_mounted_key_file_is_what_the_exporter_reads(
-    chart: helm_python.Chart, tmp_path: Path
+    chart: helm_python.Chart, tmp_path: Path, pki: kubelet.Pki
 ) -> None:
     """The admin key file is found only where the Secret is mounted: a key Secret without
     the named key cannot even be mounted."""
     docs = documents(render(chart))
-    cluster = kubelet.cluster_for(docs, PKI)
+    cluster = kubelet.cluster_for(docs, pki)
     cluster.secrets["openai-admin-key"] = {"other-key": b"sk-admin-x\n"}
     with pytest.raises(kubelet.MountError, match="has no key 'admin-key'"):
-        _check_config(docs, tmp_path, cluster)
+        kubelet.finish_check_config(kubelet.start_check_config(docs, cluster, tmp_path))

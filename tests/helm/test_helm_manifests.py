@@ -22,11 +22,8 @@ import pytest
 import yaml
 from cloudcoil.models.prometheus_operator.v1 import PodMonitor, PrometheusRule, ServiceMonitor
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "helm" / "openai-key-exporter"
-VALID = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
-RELEASE = "keys"
-NAMESPACE = "openai"
+from tests.helm.chart import VALID, Doc, load_values, render_docs
+
 KUBERNETES = "1.30"
 OPERATOR_MODELS: dict[str, Any] = {
     "ServiceMonitor": ServiceMonitor,
@@ -43,31 +40,18 @@ EXTRA: dict[str, dict[str, Any]] = {
     },
 }
 
-Doc = dict[str, Any]
-
 
 def renderings() -> Iterator[tuple[str, dict[str, Any] | None]]:
     yield "defaults", None
     for path in VALID:
-        yield path.stem, helm_python.values_from_yaml(path.read_text(encoding="utf-8"))
+        yield path.stem, load_values(path)
     yield from EXTRA.items()
 
 
 @pytest.fixture(scope="module")
-def rendered_docs() -> dict[str, list[Doc]]:
+def rendered_docs(chart: helm_python.Chart) -> dict[str, list[Doc]]:
     """Rendering name to the documents it produced (NOTES.txt left out)."""
-    out: dict[str, list[Doc]] = {}
-    with helm_python.Chart.load(CHART_DIR) as chart:
-        for name, values in renderings():
-            texts = chart.render(values, name=RELEASE, namespace=NAMESPACE)
-            out[name] = [
-                doc
-                for path, text in texts.items()
-                if text.strip() and not path.endswith("NOTES.txt")
-                for doc in yaml.safe_load_all(text)
-                if doc
-            ]
-    return out
+    return {name: render_docs(chart, values) for name, values in renderings()}
 
 
 def is_operator_object(doc: Doc) -> bool:

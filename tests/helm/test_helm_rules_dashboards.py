@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,21 @@ import helm_python
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "helm" / "openai-key-exporter"
-VALID = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+from tests.helm.chart import (
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    VALID,
+    Doc,
+    fixture_values,
+    render_docs,
+)
+
 RULES_FILE = ROOT / "alerts" / "openai-key-exporter.rules.yml"
 DASHBOARDS_DIR = ROOT / "dashboards"
 DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 GRAFANA_STAND_IN = "https://grafana.example.com"
-RELEASE = "keys"
-NAMESPACE = "openai"
 NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 # Alerts whose expression compares with one number, and the unit of that number.
 THRESHOLD_UNITS = {
@@ -39,11 +44,28 @@ THRESHOLD_UNITS = {
     "OpenAIApiKeyRotationDue": "days",
     "OpenAIApiKeyRotationOverdue": "days",
     "OpenAIProjectTooManyKeys": "keys",
+    "OpenAIAdminApiKeyExpiringSoon": "days",
+    "OpenAIAdminApiKeyRotationDue": "days",
+    "OpenAIExporterAdminKeyExpiring": "days",
+    "OpenAICertificateExpiringSoon": "days",
+    "OpenAICertificateExpired": "seconds",
     "OpenAIExporterDataStale": "seconds",
     "OpenAIExporterRateLimited": "errors",
 }
+# Alerts whose expression compares with several numbers: their units, in order. Their
+# threshold override is a list of as many numbers.
+THRESHOLD_LIST_UNITS = {
+    "OpenAIAdminApiKeyUnused": ("days", "days"),
+}
+# Alerts with no number to compare with: a threshold override is refused.
+NO_THRESHOLD = {
+    "OpenAIApiKeyOwnerInactive",
+    "OpenAIApiKeyOwnerLeftOrganization",
+    "OpenAIAdminApiKeyNoExpiry",
+    "OpenAIExporterDown",
+    "OpenAIExporterCollectorFailing",
+}
 
-Doc = dict[str, Any]
 Rule = dict[str, Any]
 
 
@@ -59,23 +81,6 @@ def shipped_alerts() -> dict[str, Rule]:
 SHIPPED_ALERT_NAMES = sorted(shipped_alerts())
 
 
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-def render_docs(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> list[Doc]:
-    rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
-    return [
-        doc
-        for path, text in rendered.items()
-        if text.strip() and not path.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-
-
 def rule_groups(docs: list[Doc]) -> list[dict[str, Any]]:
     (rule,) = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
     groups: list[dict[str, Any]] = rule["spec"]["groups"]
@@ -84,10 +89,6 @@ def rule_groups(docs: list[Doc]) -> list[dict[str, Any]]:
 
 def alerts_of(groups: list[dict[str, Any]]) -> dict[str, Rule]:
     return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return helm_python.values_from_yaml((CHART_DIR / "ci" / name).read_text(encoding="utf-8"))
 
 
 def changed_numbers(before: str, after: str) -> list[tuple[str, str, str]]:
@@ -183,7 +184,7 @@ def test_promtool_accepts_every_rendered_rule_set(chart: helm_python.Chart, tmp_
     assert promtool_check(rule_groups(render_docs(chart)), tmp_path, "defaults") == shipped_count
     checked = 1
     for path in VALID:
-        docs = render_docs(chart, fixture(path.name))
+        docs = render_docs(chart, fixture_values(path.name))
         if any(doc["kind"] == "PrometheusRule" for doc in docs):
             groups = rule_groups(docs)
             count = sum(len(g["rules"]) for g in groups)
@@ -195,7 +196,7 @@ def test_promtool_accepts_every_rendered_rule_set(chart: helm_python.Chart, tmp_
 def test_overrides_change_what_they_say_and_nothing_else(
     chart: helm_python.Chart, tmp_path: Path
 ) -> None:
-    values = fixture("everything-values.yaml")
+    values = fixture_values("everything")
     groups = rule_groups(render_docs(chart, values))
     promtool_check(groups, tmp_path, "everything")
     rendered, shipped = alerts_of(groups), shipped_alerts()
@@ -215,6 +216,11 @@ def test_overrides_change_what_they_say_and_nothing_else(
     stale = rendered["OpenAIExporterDataStale"]
     ((_, old, new),) = changed_numbers(shipped["OpenAIExporterDataStale"]["expr"], stale["expr"])
     assert new == "1800.5"
+
+    admin_unused = rendered["OpenAIAdminApiKeyUnused"]
+    changes = changed_numbers(shipped["OpenAIAdminApiKeyUnused"]["expr"], admin_unused["expr"])
+    assert [(old, new) for _, old, new in changes] == [("30", "60"), ("7", "14")]
+    assert all(before.rstrip().endswith(">") for before, _, _ in changes)
     assert rendered["OpenAIApiKeyRotationOverdue"]["for"] == "30m"
 
     for name, rule in rendered.items():
@@ -223,7 +229,7 @@ def test_overrides_change_what_they_say_and_nothing_else(
         original = shipped[name]
         assert rule["labels"]["team"] == "platform"
         assert rule["annotations"]["playbook"] == "https://wiki.example.com/openai"
-        if name in {"OpenAIApiKeyUnused", "OpenAIExporterDataStale"}:
+        if name in {"OpenAIApiKeyUnused", "OpenAIExporterDataStale", "OpenAIAdminApiKeyUnused"}:
             continue
         assert rule["expr"] == original["expr"], name
         assert rule["labels"] == {**original["labels"], "team": "platform"}, name
@@ -249,31 +255,55 @@ def test_dashboard_urls_of_the_shipped_rules_use_the_grafana_stand_in() -> None:
 def test_threshold_override_of_each_alert(
     chart: helm_python.Chart, name: str, tmp_path: Path
 ) -> None:
-    values = {"prometheusRule": {"alerts": {name: {"threshold": 7}}}}
+    # 13 is no shipped threshold, so the override always changes a number.
+    values = {"prometheusRule": {"alerts": {name: {"threshold": 13}}}}
     if name not in THRESHOLD_UNITS:
         with pytest.raises(helm_python.HelmError, match="no single threshold to replace"):
             render_docs(chart, values)
         return
+    listed = {"prometheusRule": {"alerts": {name: {"threshold": [7, 8]}}}}
+    with pytest.raises(helm_python.HelmError, match="but 2 thresholds are given"):
+        render_docs(chart, listed)
     groups = rule_groups(render_docs(chart, values))
     rule = alerts_of(groups)[name]
     ((before, _, new),) = changed_numbers(shipped_alerts()[name]["expr"], rule["expr"])
-    assert new == "7"
+    assert new == "13"
     assert before.rstrip().endswith((">", "<", ">=", "<="))
     promtool_check(groups, tmp_path, name)
 
 
+@pytest.mark.parametrize("name", sorted(THRESHOLD_LIST_UNITS))
+def test_threshold_list_override_of_each_alert_with_several(
+    chart: helm_python.Chart, name: str, tmp_path: Path
+) -> None:
+    count = len(THRESHOLD_LIST_UNITS[name])
+    with pytest.raises(helm_python.HelmError, match=f"give a list of {count} numbers"):
+        render_docs(chart, {"prometheusRule": {"alerts": {name: {"threshold": 7}}}})
+    with pytest.raises(helm_python.HelmError, match=f"but {count - 1} thresholds are given"):
+        render_docs(chart, {"prometheusRule": {"alerts": {name: {"threshold": [7] * (count - 1)}}}})
+    wanted = [str(11 + index) for index in range(count)]
+    values = {"prometheusRule": {"alerts": {name: {"threshold": [int(n) for n in wanted]}}}}
+    groups = rule_groups(render_docs(chart, values))
+    changes = changed_numbers(shipped_alerts()[name]["expr"], alerts_of(groups)[name]["expr"])
+    assert [new for _, _, new in changes] == wanted
+    assert all(before.rstrip().endswith((">", "<", ">=", "<=")) for before, _, _ in changes)
+    promtool_check(groups, tmp_path, name)
+
+
 def test_every_shipped_alert_has_a_known_threshold_behaviour() -> None:
-    """A new alert must be added to THRESHOLD_UNITS (and to docs/deployment.md) or be
-    known to have no threshold."""
-    no_threshold = {
-        "OpenAIApiKeyOwnerInactive",
-        "OpenAIExporterDown",
-        "OpenAIExporterRefreshFailing",
-    }
-    assert set(SHIPPED_ALERT_NAMES) == set(THRESHOLD_UNITS) | no_threshold
+    """A new alert must be added to THRESHOLD_UNITS or THRESHOLD_LIST_UNITS (and to
+    docs/deployment.md) or be known to have no threshold."""
+    known = set(THRESHOLD_UNITS) | set(THRESHOLD_LIST_UNITS) | NO_THRESHOLD
+    assert set(SHIPPED_ALERT_NAMES) == known
+    assert len(known) == len(THRESHOLD_UNITS) + len(THRESHOLD_LIST_UNITS) + len(NO_THRESHOLD)
     docs = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-    for name, unit in THRESHOLD_UNITS.items():
-        assert re.search(rf"`{name}`.*\b{unit}\b", docs), f"{name} ({unit}) not in the docs"
+    units = {**THRESHOLD_UNITS, **{n: " ".join(u) for n, u in THRESHOLD_LIST_UNITS.items()}}
+    for name, unit in units.items():
+        for word in unit.split():
+            assert re.search(rf"`{name}`.*\b{word}\b", docs), f"{name} ({unit}) not in the docs"
+    no_threshold_line = re.search(r"^((?:`OpenAI\w+`,? (?:and )?)+)compare", docs, re.MULTILINE)
+    assert no_threshold_line, "docs/deployment.md lists the alerts without a threshold"
+    assert set(re.findall(r"`(OpenAI\w+)`", no_threshold_line.group(1))) == NO_THRESHOLD
 
 
 @pytest.mark.parametrize("name", SHIPPED_ALERT_NAMES)
@@ -319,6 +349,11 @@ def test_dashboard_config_maps_are_byte_identical_to_the_files(
     maps = dashboard_maps(render_docs(chart))
     assert len(DASHBOARDS) >= 2
     assert len(maps) == len(DASHBOARDS)
+    names = sorted(cm["metadata"]["name"] for cm in maps)
+    assert names == [
+        f"{RELEASE}-openai-key-exporter-dashboard-{name}"
+        for name in ("openai-api-keys", "openai-credentials", "openai-key-exporter-health")
+    ]
     by_key = {key: value for cm in maps for key, value in cm["data"].items()}
     assert sorted(by_key) == [path.name for path in DASHBOARDS]
     for path in DASHBOARDS:
@@ -332,7 +367,7 @@ def test_dashboard_config_maps_are_byte_identical_to_the_files(
 
 
 def test_dashboard_label_folder_and_namespace_are_configurable(chart: helm_python.Chart) -> None:
-    maps = dashboard_maps(render_docs(chart, fixture("no-operator-values.yaml")))
+    maps = dashboard_maps(render_docs(chart, fixture_values("no-operator")))
     assert len(maps) == len(DASHBOARDS)
     for cm in maps:
         assert cm["metadata"]["namespace"] == "grafana"

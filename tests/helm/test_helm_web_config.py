@@ -35,14 +35,19 @@ import pytest
 import yaml
 
 from tests.helm import kubelet
+from tests.helm.chart import (
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    Doc,
+    documents,
+    fixture_values,
+    only,
+    render,
+    render_docs,
+)
 from tests.process import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "helm" / "openai-key-exporter"
-CI_DIR = CHART_DIR / "ci"
-RELEASE = "keys"
-NAMESPACE = "openai"
-PREFIX = "openai-key-exporter/templates/"
 WEB_CONFIG_DIR = "/etc/openai-key-exporter/web-config"
 WEB_CONFIG_FILE = f"{WEB_CONFIG_DIR}/web-config.yml"
 TLS_DIR = "/etc/openai-key-exporter/tls"
@@ -53,51 +58,8 @@ PASSWORD = "ci-fixture-not-a-real-password"
 FIXTURE_HASH = "$2y$10$1lZik2zHVWbFIg/JRV5JJetTo/AzQ0rHKha7Ms8rljKn2Odiw7iYS"
 PROTECTED = ["tls", "tls-basic-auth", "mtls", "web-config-existing-secret", "insecure-basic-auth"]
 
-Doc = dict[str, Any]
-
 
 # --- rendering ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="module")
-def pki() -> kubelet.Pki:
-    return kubelet.Pki()
-
-
-def fixture_values(name: str) -> dict[str, Any]:
-    path = CI_DIR / f"{name}-values.yaml"
-    return helm_python.values_from_yaml(path.read_text(encoding="utf-8"))
-
-
-def render(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> dict[str, str]:
-    rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
-    return {path.removeprefix(PREFIX): text for path, text in rendered.items() if text.strip()}
-
-
-def documents(rendered: dict[str, str]) -> list[Doc]:
-    return [
-        doc
-        for path, text in rendered.items()
-        if not path.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-
-
-def render_docs(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> list[Doc]:
-    return documents(render(chart, values))
-
-
-def only(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
-    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
-    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
-    return found[0]
 
 
 def pod_spec(docs: list[Doc]) -> Doc:
