@@ -22,6 +22,7 @@ from bench.exporter_process import PROMETHEUS_HEADERS, next_second, running_expo
 from bench.plan import PARTS, Plan, plan_from
 from bench.report import tables
 from bench.sizes import SIZES, Size
+from exporter.collectors.catalog import COLLECTOR_DEFAULTS
 from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.faults import FaultInjector
 from exporter.simulator.organization import build_organization
@@ -34,14 +35,14 @@ class Worker:
     """The exporter side of one size, in a child process."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
+        self.process = process
 
     async def ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self._process.stdin is not None
-        assert self._process.stdout is not None
-        self._process.stdin.write(json.dumps(command).encode() + b"\n")
-        await self._process.stdin.drain()
-        line = await self._process.stdout.readline()
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command).encode() + b"\n")
+        await self.process.stdin.drain()
+        line = await self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"the benchmark worker died during {command['do']}")
         answer: dict[str, Any] = json.loads(line)
@@ -61,20 +62,30 @@ async def measure_size(size: Size, plan: Plan) -> dict[str, Any]:
     return result
 
 
-async def _measure_worker(
-    size: Size, plan: Plan, state: SimulatorState, base_url: str
-) -> dict[str, Any]:
+async def _start_worker(base_url: str, plan: Plan, collectors: Sequence[str]) -> Worker:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.worker",
         f"--base-url={base_url}",
         f"--concurrency={plan.concurrency}",
+        f"--collectors={','.join(collectors)}",
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
-    worker = Worker(process)
+    return Worker(process)
+
+
+# Every collector that is on by default: the refresh a default exporter makes.
+DEFAULT_COLLECTORS = tuple(name for name, on in COLLECTOR_DEFAULTS.items() if on)
+
+
+async def _measure_worker(
+    size: Size, plan: Plan, state: SimulatorState, base_url: str
+) -> dict[str, Any]:
+    worker = await _start_worker(base_url, plan, ["api_keys"])
+    every = await _start_worker(base_url, plan, DEFAULT_COLLECTORS)
     result: dict[str, Any] = {}
     try:
         refreshes = []
@@ -87,12 +98,19 @@ async def _measure_worker(
             answer["requests"] = len(state.requests) - before
             answer["simulator_cpu_seconds"] = time.process_time() - cpu
             answer["simulator_latency"] = calibration["latency"]
+            # Right after, side by side: the same refresh with every default collector on.
+            before = len(state.requests)
+            all_on = await every.ask({"do": "refresh"})
+            answer["all_collectors_seconds"] = all_on["seconds"]
+            answer["all_collectors_requests"] = len(state.requests) - before
+            answer["all_collectors_result"] = all_on["result"]
             refreshes.append(answer)
             _progress(
                 f"{size.name}: refresh {answer['seconds']:.2f}s, {answer['requests']} requests, "
                 f"CPU {answer['cpu_seconds']:.2f}s, simulator CPU "
                 f"{answer['simulator_cpu_seconds']:.2f}s, simulator latency "
-                f"{calibration['latency'] * 1000:.1f} ms"
+                f"{calibration['latency'] * 1000:.1f} ms; every default collector "
+                f"{all_on['seconds']:.2f}s, {answer['all_collectors_requests']} requests"
             )
         if "refresh" in plan.parts:
             result["refreshes"] = refreshes
@@ -115,9 +133,10 @@ async def _measure_worker(
             )
             _progress(f"{size.name}: scrape cost measured")
     finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        await process.wait()
+        for each in (worker, every):
+            if each.process.stdin is not None:
+                each.process.stdin.close()
+            await each.process.wait()
     return result
 
 

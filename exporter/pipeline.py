@@ -68,7 +68,11 @@ async def open_pipeline(
         proxy, proxy_auth = _env_proxy(base_url)
         session = await stack.enter_async_context(
             aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=settings.openai_concurrency + 2),
+                # Room for every collector's listings at once, so that none waits for a
+                # connection another holds (their refreshes run side by side).
+                connector=aiohttp.TCPConnector(
+                    limit=1 + sum(collector.max_in_flight() for collector in collectors)
+                ),
                 headers={"User-Agent": f"openai-key-exporter/{__version__}"},
                 proxy=proxy,
                 proxy_auth=proxy_auth,

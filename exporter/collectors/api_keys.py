@@ -277,6 +277,9 @@ class ApiKeysCollector(Collector[ProjectKeys]):
             ),
         )
 
+    def max_in_flight(self) -> int:
+        return 1 + self.options.concurrency  # the project pages and the listings per project
+
     def summary(self, rows: ProjectKeys) -> str:
         return f"{len(rows.projects)} projects, {rows.key_count} keys"
 

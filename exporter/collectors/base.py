@@ -98,6 +98,11 @@ class Collector(ABC, Generic[RowsT]):
     def samples(self, rows: RowsT, snapshot: Snapshot) -> Iterable[tuple[Family, Samples]]:
         """The rows' samples, family by family (each family at most once)."""
 
+    def max_in_flight(self) -> int:
+        """Requests this collector can have in flight at once (one listing at a time,
+        unless it lists per project): what the connection pool is sized for."""
+        return 1
+
     def summary(self, rows: RowsT) -> str:
         """A few words on the rows, for the landing page."""
         return f"{len(rows)} listed" if isinstance(rows, Sized) else "listed"

@@ -110,6 +110,9 @@ class ServiceAccountsCollector(Collector[ProjectAccounts]):
         yield CREATED, (((pid, a.id), a.created_at) for pid, a in accounts)
         yield COUNT, (((pid,), len(listed)) for pid, listed in rows.projects)
 
+    def max_in_flight(self) -> int:
+        return 1 + self.options.concurrency  # the project pages and the listings per project
+
     def summary(self, rows: ProjectAccounts) -> str:
         return f"{len(rows)} service accounts in {len(rows.projects)} projects"
 

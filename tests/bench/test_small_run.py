@@ -7,6 +7,7 @@ a worker process and in the real ``openai-key-exporter`` command.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
@@ -54,6 +55,17 @@ def test_every_refresh_makes_exactly_the_minimum_requests(small_run: dict[str, A
         assert refresh["requests"] == SMALL.minimum_requests
         assert refresh["result"] == "success"
         assert refresh["keys"] == SMALL.keys
+
+
+def test_every_default_collector_adds_one_listing_per_resource(small_run: dict[str, Any]) -> None:
+    org = build_organization(SMALL.spec())
+    pages = sum(
+        max(1, math.ceil(len(listed) / 100))
+        for listed in (org.admin_keys(), org.members(), org.invites(), org.certificates())
+    )
+    for refresh in small_run["refreshes"]:
+        assert refresh["all_collectors_requests"] == SMALL.minimum_requests + pages
+        assert refresh["all_collectors_result"] == "success"
 
 
 def test_the_naive_way_lists_the_same_keys_with_default_pages(small_run: dict[str, Any]) -> None:
