@@ -115,11 +115,6 @@ class SnapshotCache:
             cache.last_good is not None for cache in self.caches
         )
 
-    @property
-    def refreshing(self) -> bool:
-        """Whether any collector is refreshing now."""
-        return any(cache.refreshing for cache in self.caches)
-
     def start_refresh(self) -> list[asyncio.Task[None]]:
         """Every collector's running refresh, or a new one (never two of one at once),
         whether fresh or not: at start, so the first scrape normally finds data."""

@@ -15,7 +15,7 @@ line in ``exporter.collectors.REGISTRY`` and one in ``catalog.COLLECTOR_DEFAULTS
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -106,9 +106,6 @@ class Collector(ABC, Generic[RowsT]):
     def summary(self, rows: RowsT) -> str:
         """A few words on the rows, for the landing page."""
         return f"{len(rows)} listed" if isinstance(rows, Sized) else "listed"
-
-    def family_names(self) -> Sequence[str]:
-        return [family.name for family in self.families]
 
 
 AnyCollector = Collector[Any]

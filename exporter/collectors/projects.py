@@ -48,7 +48,6 @@ class PerProject(Generic[RecordT]):
 
     projects: list[ApiProject] = field(default_factory=list)
     listed: dict[str, tuple[RecordT, ...]] = field(default_factory=dict)
-    projects_complete: bool = False
 
 
 async def list_per_project(
@@ -87,7 +86,6 @@ async def list_per_project(
                     progress.projects.append(project)
                     if lists(project):
                         tasks.append(asyncio.create_task(list_one(project.id)))
-        progress.projects_complete = True
         on_projects_listed()
         await asyncio.gather(*tasks)
     finally:

@@ -173,15 +173,22 @@ async def landing(request: web.Request) -> web.Response:
     health = app[HEALTH]
     now = app[CLOCKS].wall()
     collectors = []
+    refreshing = {cache.name for cache in app[CACHE].caches if cache.refreshing}
     for collector in app[COLLECTORS]:
         state = snapshot.get(collector.name)
         report = health.last_reports.get(collector.name)
+        summary = None if state is None else collector.summary(state.rows)
+        if state is not None and not state.complete:
+            summary = f"{summary} (part from an earlier refresh)"
+        result: str | None = None if report is None else report.result
+        if collector.name in refreshing:
+            result = f"{result or 'first one'}, refreshing now"
         collectors.append(
             CollectorStatus(
                 name=collector.name,
                 age=None if state is None else now - state.taken_at,
-                summary=None if state is None else collector.summary(state.rows),
-                last_result=None if report is None else report.result,
+                summary=summary,
+                last_result=result,
                 last_error=report.failures[0].text if report and report.failures else None,
             )
         )

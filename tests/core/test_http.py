@@ -332,3 +332,19 @@ async def test_a_scrape_exposes_exactly_the_documented_metrics(
     samples = await metrics_of(await start_exporter(enabled_collectors=every_collector))
     names = {name.removesuffix("_total") for name, _ in samples}
     assert names == {name.removesuffix("_total") for name in CONTRACT}
+
+
+async def test_landing_page_says_when_a_collector_serves_part_of_an_earlier_refresh(
+    simulation: Simulation, start_exporter: ExporterFactory, fake_time: FakeTime
+) -> None:
+    first, _ = seed(simulation)
+    client = await start_exporter()
+    await metrics_of(client)
+    simulation.state.faults.add(
+        Fault("status", status=500), endpoint="api_keys", project_id=first, times=None
+    )
+    fake_time.monotonic_now += 301
+    await metrics_of(client, **{"X-Prometheus-Scrape-Timeout-Seconds": "10"})
+    page = await (await client.get("/")).text()
+    assert "2 projects, 6 keys (part from an earlier refresh)" in page
+    assert "partial" in page
