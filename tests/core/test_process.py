@@ -14,7 +14,7 @@ CANARY = "sk-admin-CANARY-process"
 
 
 async def test_demo_mode_serves_metrics_that_promtool_accepts() -> None:
-    async with run_exporter("--demo") as exporter:
+    async with run_exporter("--demo", "--collector.service_accounts") as exporter:
         await exporter.wait_until_ready()
         async with aiohttp.ClientSession() as session:
             async with session.get(exporter.url + "/metrics") as response:
@@ -22,11 +22,25 @@ async def test_demo_mode_serves_metrics_that_promtool_accepts() -> None:
                 text = await response.text()
             async with session.get(exporter.url + "/") as response:
                 assert "Demo mode" in await response.text()
-        assert "openai_api_key_info{" in text
+        for family in (
+            "openai_api_key_info{",
+            "openai_admin_api_key_info{",
+            'openai_exporter_admin_api_key_info{admin_api_key_id="key_demoExporterSelf"} 1',
+            "openai_user_info{",
+            "openai_api_key_owner_in_organization{",
+            "openai_invite_info{",
+            "openai_certificate_info{",
+            "openai_service_account_info{",
+        ):
+            assert family in text
         assert "openai_up 1.0" in text
         assert_promtool_accepts(text)
         assert await exporter.stop() == 0
     assert "demo mode" in exporter.stderr
+    assert (
+        "collectors enabled: api_keys, admin_api_keys, users, invites, certificates, "
+        "service_accounts" in exporter.stderr
+    )
 
 
 async def test_sigterm_lets_a_scrape_in_flight_finish_then_exits_0(simulation: Simulation) -> None:
