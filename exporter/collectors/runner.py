@@ -75,7 +75,8 @@ class CollectorRunner:
         if attempt.build is None:
             report = RefreshReport(collector.name, "failure", started_at, duration, failures)
             return RunOutcome(previous, report)
-        state = ResourceState(attempt.build(), started_at + duration, complete=not failures)
+        rows, attempt.build = attempt.build(), None  # the listing's progress can go now
+        state = ResourceState(rows, started_at + duration, complete=not failures)
         result: RefreshResult = "partial" if failures else "success"
         return RunOutcome(
             state, RefreshReport(collector.name, result, started_at, duration, failures)

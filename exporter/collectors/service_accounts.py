@@ -88,8 +88,10 @@ class ServiceAccountsCollector(Collector[ProjectAccounts]):
     async def fetch(self, client: AdminApiClient, attempt: Attempt[ProjectAccounts]) -> None:
         progress: PerProject[ServiceAccountRecord] = PerProject()
 
+        previous = attempt.previous  # not the attempt itself: no reference cycle
+
         def buildable() -> None:
-            attempt.build = lambda: _merge(progress, attempt.previous)
+            attempt.build = lambda: _merge(progress, previous)
 
         await list_per_project(
             client,

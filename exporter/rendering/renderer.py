@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,9 @@ _LINES_PER_CHUNK = 4096
 
 def escape_label_value(value: str) -> str:
     """Backslash, newline and double quote escaped, as both exposition formats want."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value  # the common case: nothing to escape, no copy
 
 
 def cached_note(ttl: float) -> str:
@@ -63,7 +66,7 @@ def scrape_second(now: float) -> int:
 
 def format_value(value: Number) -> str:
     """A sample value as both formats write it (integers exactly, floats in full)."""
-    if isinstance(value, int):
+    if value.__class__ is int:  # the common case (timestamps, counts), checked first
         return str(value)
     if math.isnan(value):
         return "NaN"
@@ -181,21 +184,16 @@ class SnapshotRenderer:
         snapshot: Snapshot,
     ) -> _Prepared:
         headers = self._headers[collector.name]
-        labels = _LabelTexts()
+        labels = _LabelTexts(collector.families)
         fixed_text = Deflater(_FIXED_LEVEL)
         counters: list[tuple[Family, list[str]]] = []
         moving: list[_Since] = []
         newest = 0
         for family, samples in collector.samples(own.rows, snapshot):
             if family.since:
-                # The templates are %-formatted: a literal % in a label must be doubled.
-                since_pairs = [(labels.of(family, values), int(at)) for values, at in samples]
-                template = "".join(
-                    [f"{family.name}{label.replace('%', '%%')} %d\n" for label, _ in since_pairs]
-                )
-                since = tuple(at for _, at in since_pairs)
+                template, since = _since_template(family, samples, labels)
                 newest = max(newest, max(since, default=0))
-                moving.append(_Since(headers.text[family.name], template.encode(), since))
+                moving.append(_Since(headers.text[family.name], template, since))
             elif family.type == "counter":
                 counters.append((family, list(_lines(family, samples, labels, "_total"))))
             else:
@@ -213,23 +211,35 @@ class SnapshotRenderer:
 
 
 class _LabelTexts:
-    """``{a="x",b="y"}`` for label values, built once per distinct values in a state
-    (the key families share their ``project_id``/``api_key_id`` label text)."""
+    """``{a="x",b="y"}`` for label values. The text of a label set that several families
+    share (the key families' ``project_id``/``api_key_id``) is built once per state;
+    the others, unique per series, are built as they are written and not kept."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[tuple[str, ...], LabelValues], str] = {}
+    def __init__(self, families: Sequence[Family]) -> None:
+        counts = Counter(family.labels for family in families)
+        self._shared: dict[tuple[str, ...], dict[LabelValues, str]] = {
+            labels: {} for labels, count in counts.items() if count > 1
+        }
+        self._formats: dict[tuple[str, ...], str] = {}
+
+    def shared(self, family: Family) -> dict[LabelValues, str] | None:
+        """The texts already built for the family's label set, if several families share it."""
+        return self._shared.get(family.labels)
 
     def of(self, family: Family, values: LabelValues) -> str:
-        key = (family.labels, values)
-        text = self._cache.get(key)
-        if text is None:
-            if len(values) != len(family.labels):
-                raise ValueError(f"{family.name}: {len(values)} values for {family.labels}")
-            inner = ",".join(
-                f'{name}="{escape_label_value(value)}"'
-                for name, value in zip(family.labels, values, strict=True)
-            )
-            text = self._cache[key] = "{" + inner + "}" if inner else ""
+        labels = family.labels
+        shared = self._shared.get(labels)
+        if shared is not None and (text := shared.get(values)) is not None:
+            return text
+        if len(values) != len(labels):
+            raise ValueError(f"{family.name}: {len(values)} values for {labels}")
+        form = self._formats.get(labels)
+        if form is None:
+            inner = ",".join(f'{name}="{{}}"' for name in labels)
+            form = self._formats[labels] = "{{" + inner + "}}" if inner else ""
+        text = form.format(*[escape_label_value(value) for value in values])
+        if shared is not None:
+            shared[values] = text
         return text
 
 
@@ -240,8 +250,35 @@ def _lines(
     suffix: str,
 ) -> Iterable[str]:
     name = family.name + suffix
+    shared = labels.shared(family)
+    of = labels.of
     for values, value in samples:
-        yield f"{name}{labels.of(family, values)} {format_value(value)}\n"
+        text = shared.get(values) if shared is not None else None
+        if text is None:
+            text = of(family, values)
+        number = str(value) if value.__class__ is int else format_value(value)
+        yield f"{name}{text} {number}\n"
+
+
+def _since_template(
+    family: Family, samples: Iterable[tuple[LabelValues, Number]], labels: _LabelTexts
+) -> tuple[bytes, tuple[int, ...]]:
+    """The family as one ``%d`` template (built a chunk of lines at a time, so no list
+    of every line exists at once) and the timestamps its values count from."""
+    shared = labels.shared(family) or {}
+    text = bytearray()
+    since: list[int] = []
+    chunk: list[str] = []
+    for values, at in samples:
+        label = shared.get(values) or labels.of(family, values)
+        # The template is %-formatted: a literal % in a label must be doubled.
+        chunk.append(f"{family.name}{label.replace('%', '%%')} %d\n")
+        since.append(int(at))
+        if len(chunk) == _LINES_PER_CHUNK:
+            text += "".join(chunk).encode()
+            chunk.clear()
+    text += "".join(chunk).encode()
+    return bytes(text), tuple(since)
 
 
 def _moving_text(prepared: _Prepared, second: int) -> list[bytes]:
