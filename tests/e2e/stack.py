@@ -10,7 +10,7 @@ import asyncio
 import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 import aiohttp
 import yaml
 
-from tests.alerts.rules import ALERTMANAGER_EXAMPLE, load_rule_document
+from tests.alerts.rules import (
+    ALERTMANAGER_EXAMPLE,
+    CREDENTIAL_ALERTS,
+    KEY_ALERTS,
+    PROJECT_ALERTS,
+    load_rule_document,
+)
 from tests.process import free_port
 
 T = TypeVar("T")
@@ -27,6 +33,14 @@ T = TypeVar("T")
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 SCRAPE_JOB = "openai-key-exporter"  # the job OpenAIExporterDown selects
 POLL_INTERVAL = 0.25
+# The alerts about keys, projects, admin keys and certificates, and the one about a failing
+# collector, wait 1 s instead of their shipped 5m/15m/30m/1h. OpenAIExporterDown,
+# OpenAIExporterDataStale and OpenAIExporterRateLimited keep their shipped `for:`:
+# OpenAIExporterDown is rightly pending until the first scrape, and must not fire over
+# that; their silence is checked on their expressions instead.
+SHORTENED = dict.fromkeys(
+    KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + ("OpenAIExporterCollectorFailing",), "1s"
+)
 
 
 def tool(*names: str) -> str:
@@ -158,9 +172,16 @@ class Stack:
 
 
 async def start_stack(
-    exit_stack: AsyncExitStack, directory: Path, admin_api_url: str, shortened: dict[str, str]
+    exit_stack: AsyncExitStack,
+    directory: Path,
+    shortened: dict[str, str],
+    *,
+    exporter_env: Mapping[str, str],
+    exporter_args: Sequence[str] = (),
 ) -> Stack:
-    """Starts exporter, Alertmanager and Prometheus; returns once the target is up."""
+    """Starts exporter (the installed command with `exporter_args`, and only PATH and
+    `exporter_env` in its environment), Alertmanager and Prometheus; returns once the
+    target is up."""
     session = await exit_stack.enter_async_context(
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     )
@@ -179,17 +200,16 @@ async def start_stack(
         return process
 
     # Only what the exporter needs: no credential of the machine running the tests.
-    exporter_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "OPENAI_ADMIN_KEY": FAKE_ADMIN_KEY,
-        "OPENAI_BASE_URL": admin_api_url,
-    }
     await started(
         await start(
             "exporter",
-            [exporter_command(), f"--web.listen-address=127.0.0.1:{exporter_port}"],
+            [
+                exporter_command(),
+                f"--web.listen-address=127.0.0.1:{exporter_port}",
+                *exporter_args,
+            ],
             directory,
-            exporter_env,
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **exporter_env},
         )
     )
 
@@ -254,3 +274,8 @@ async def start_stack(
     # The first scrape comes about 5 s after Prometheus starts.
     await poll(target_up, "Prometheus to scrape the exporter", within=60, context=stack.logs)
     return stack
+
+
+def simulator_env(admin_api_url: str) -> dict[str, str]:
+    """The exporter's environment for the simulator at `admin_api_url`, holding the fake key."""
+    return {"OPENAI_ADMIN_KEY": FAKE_ADMIN_KEY, "OPENAI_BASE_URL": admin_api_url}

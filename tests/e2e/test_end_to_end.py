@@ -1,18 +1,21 @@
 """End to end on loopback: simulator -> exporter -> Prometheus (shipped rules) -> Alertmanager.
 
-The simulated organization holds one key per key alert, plus keys just short of each
-threshold that must not alert. A real Prometheus (1 s scrape and evaluation) loads the
-shipped rules, with only the `for:` of the key alerts shortened; a real Alertmanager runs
-the example configuration with its notification integrations removed. Everything is polled
-with a bound; nothing sleeps a fixed time.
+The simulated organization (tests/e2e/organization.py) holds one subject per key, admin
+key, owner and certificate alert, plus subjects just short of each threshold that must not
+alert. A real Prometheus (1 s scrape and evaluation) loads the shipped rules, with only the
+`for:` of those alerts shortened; a real Alertmanager runs the example configuration with
+its notification integrations removed. Everything is polled with a bound; nothing sleeps a
+fixed time.
 """
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import promql_parser
@@ -20,14 +23,8 @@ import pytest
 import pytest_asyncio
 
 from exporter.simulator.app import SimulatorState, serve_simulator
-from exporter.simulator.organization import (
-    Organization,
-    SimApiKey,
-    SimProject,
-    SimServiceAccount,
-    SimUser,
-)
 from tests.alerts.rules import (
+    CREDENTIAL_ALERTS,
     EXPORTER_ALERTS,
     KEY_ALERTS,
     PROJECT_ALERTS,
@@ -43,15 +40,11 @@ from tests.dashboards.grafana import (
     queries,
     runnable,
 )
-from tests.e2e.stack import SCRAPE_JOB, Stack, poll, start_stack
+from tests.e2e.organization import DAY, Org, build_org, identity
+from tests.e2e.stack import SCRAPE_JOB, SHORTENED, Stack, poll, simulator_env, start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-DAY = 86400
-# The key alerts wait 1 s instead of their shipped 15m/1h. The exporter alerts keep their
-# shipped `for:`: OpenAIExporterDown is rightly pending until the first scrape, and must
-# not fire over that. Their silence is checked on their expressions instead.
-SHORTENED = dict.fromkeys(KEY_ALERTS + PROJECT_ALERTS, "1s")
 # Dashboard queries that return nothing for this organization, with the reason.
 # None so far: every panel has data here.
 EMPTY_BY_DESIGN: dict[str, str] = {}
@@ -61,87 +54,13 @@ TIMEOUT = 60.0
 
 
 @dataclass
-class Org:
-    """The simulated organization, and what it was built to trigger."""
-
-    org: Organization
-    projects: dict[str, SimProject] = field(default_factory=dict)
-    keys: dict[str, SimApiKey] = field(default_factory=dict)  # by key name
-    project_of: dict[str, SimProject] = field(default_factory=dict)  # by key id
-    # (alertname, api_key_id or project_id) of every alert that must fire.
-    expected: set[tuple[str, str]] = field(default_factory=set)
-
-
-def build_org(now: int) -> Org:
-    built = Org(Organization(seed=3, now=now))
-    org = built.org
-
-    def user(name: str) -> SimUser:
-        return SimUser(org.new_user_id(), name, f"{name.lower()}@example.com", "member", now)
-
-    def service_account(name: str) -> SimServiceAccount:
-        return SimServiceAccount(org.new_service_account_id(), name, "member", now)
-
-    alice, bob, carol, dave = user("Alice"), user("Bob"), user("Carol"), user("Dave")
-    etl, ci = service_account("etl"), service_account("ci")
-
-    def project(name: str) -> SimProject:
-        built.projects[name] = org.add_project(name, created_at=now - 900 * DAY)
-        return built.projects[name]
-
-    def key(
-        project: SimProject,
-        name: str,
-        owner: SimUser | SimServiceAccount,
-        created_days: float,
-        used_days: float | None,
-        *alert_names: str,
-        access: str = "active",
-    ) -> None:
-        built.keys[name] = org.add_key(
-            project.id,
-            name,
-            created_at=int(now - created_days * DAY),
-            last_used_at=None if used_days is None else int(now - used_days * DAY),
-            owner=owner,
-            owner_project_access="inactive" if access == "inactive" else "active",
-        )
-        built.project_of[built.keys[name].id] = project
-        built.expected |= {(alert, built.keys[name].id) for alert in alert_names}
-
-    payments = project("Payments")
-    key(payments, "billing-worker", alice, 150, 100, "OpenAIApiKeyUnused")
-    key(payments, "spare", bob, 40, None, "OpenAIApiKeyNeverUsed")
-    key(payments, "web", alice, 20, 1 / 24)
-    key(payments, "almost-idle", alice, 100, 89)  # idle 89 days: under 90
-    key(payments, "fresh-unused", bob, 29, None)  # never used, 29 days: under 30
-
-    # A name with quotes, an ampersand and an emoji, carried intact to Alertmanager.
-    research = project('Research "R&D" \U0001f680')
-    key(research, "notebook", carol, 200, 1, "OpenAIApiKeyRotationDue")
-    key(
-        research,
-        "pipeline",
-        etl,
-        400,
-        2 / 24,
-        "OpenAIApiKeyRotationDue",
-        "OpenAIApiKeyRotationOverdue",
-    )
-    key(research, "old-laptop", dave, 10, 5, "OpenAIApiKeyOwnerInactive", access="inactive")
-    key(research, "almost-due", carol, 179, 1)  # 179 days old: under 180
-
-    crowded = project("Crowded")
-    for index in range(51):  # one over the threshold of 50
-        key(crowded, f"ci-{index:02d}", ci, 10, 1 / 24)
-    built.expected.add(("OpenAIProjectTooManyKeys", crowded.id))
-    return built
-
-
-@dataclass
 class EndToEnd:
     org: Org
     stack: Stack
+
+    def expected_labels(self, alertname: str, subject: str) -> dict[str, str]:
+        instance = self.stack.exporter_url.removeprefix("http://")
+        return self.org.expected_labels(alertname, subject, instance)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -152,40 +71,12 @@ async def e2e(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EndToEn
             serve_simulator(SimulatorState(org=built.org))
         )
         stack = await start_stack(
-            exit_stack, tmp_path_factory.mktemp("e2e"), admin_api_url, SHORTENED
+            exit_stack,
+            tmp_path_factory.mktemp("e2e"),
+            SHORTENED,
+            exporter_env=simulator_env(admin_api_url),
         )
         yield EndToEnd(built, stack)
-
-
-def identity(labels: dict[str, str]) -> tuple[str, str]:
-    return labels["alertname"], labels.get("api_key_id") or labels.get("project_id") or ""
-
-
-def expected_labels(e2e: EndToEnd, alertname: str, subject: str) -> dict[str, str]:
-    """Every label the alert must carry: the joins on the *_info metrics bring the names."""
-    instance = e2e.stack.exporter_url.removeprefix("http://")
-    labels = {
-        "alertname": alertname,
-        "severity": alerts()[alertname].labels["severity"],
-        "job": SCRAPE_JOB,
-        "instance": instance,
-    }
-    projects = {p.id: p for p in e2e.org.projects.values()}
-    keys = {k.id: k for k in e2e.org.keys.values()}
-    if subject in projects:
-        return labels | {"project_id": subject, "project_name": projects[subject].name}
-    key, project = keys[subject], e2e.org.project_of[subject]
-    owner_type = "user" if isinstance(key.owner, SimUser) else "service_account"
-    return labels | {
-        "project_id": project.id,
-        "project_name": project.name,
-        "api_key_id": key.id,
-        "api_key_name": key.name,
-        "owner_type": owner_type,
-        "owner_id": key.owner.id,
-        "owner_name": key.owner.name,
-        "owner_project_access": key.owner_project_access,
-    }
 
 
 # ----------------------------------------------------------------------- scrape
@@ -262,7 +153,42 @@ async def test_stat_panels_count_the_organization(e2e: EndToEnd) -> None:
     assert await value("Never used") == 2  # spare, fresh-unused
     assert await value("Idle over ${idle_days} days") == 1  # billing-worker
     assert await value("Older than ${rotation_days} days") == 2  # notebook, pipeline
-    assert await value("Owner lost access") == 1  # old-laptop
+    assert await value("Owner lost access") == 2  # old-laptop, eve-notebook
+
+
+async def test_credential_stat_panels_count_the_organization(e2e: EndToEnd) -> None:
+    async def value(panel: str) -> float:
+        async def one() -> float | None:
+            result = await e2e.stack.query(panel_query(panel))
+            return float(result[0]["value"][1]) if result else None
+
+        return await poll(one, panel, TIMEOUT, e2e.stack.logs)
+
+    assert await value("Admin keys") == len(e2e.org.admin_keys) == 11
+    assert await value("Admin keys without expiry") == 1  # terraform
+    # openai-key-exporter and deploy (5 days), ci-admin (10 days); not release (20 days)
+    assert await value("Admin keys expiring within ${admin_expiry_days} days") == 3
+    assert await value("Members") == len(e2e.org.members) == 4  # Eve left
+    assert await value("Pending invites") == 2  # not the expired one, nor the accepted one
+    assert await value("Keys whose owner left") == 1  # eve-notebook
+    # gateway-mtls (20 days) and legacy-mtls (expired); not the inactive standby-mtls
+    assert await value("Certificates expiring within ${certificate_expiry_days} days") == 2
+    expires_in = await value("Exporter's admin key expires in")
+    assert 5 * DAY - 120 < expires_in <= 5 * DAY, expires_in
+
+
+async def test_admin_key_inventory_marks_only_the_exporters_own_key(e2e: EndToEnd) -> None:
+    result = await e2e.stack.query(panel_query("Admin key inventory", "E"))
+    marks = {r["metric"]["admin_api_key_id"]: float(r["value"][1]) for r in result}
+    own = e2e.org.admin_keys["openai-key-exporter"].id
+    assert marks == {k.id: 1.0 if k.id == own else 0.0 for k in e2e.org.admin_keys.values()}
+
+
+async def test_owner_left_table_lists_exactly_the_keys_of_departed_owners(e2e: EndToEnd) -> None:
+    departed = {e2e.org.keys["eve-notebook"].id}
+    for ref_id in ("A", "B"):
+        result = await e2e.stack.query(panel_query("Project keys whose owner left", ref_id))
+        assert {r["metric"]["api_key_id"] for r in result} == departed, ref_id
 
 
 async def test_attention_table_lists_exactly_the_keys_that_alert(e2e: EndToEnd) -> None:
@@ -281,7 +207,7 @@ async def test_attention_table_lists_exactly_the_keys_that_alert(e2e: EndToEnd) 
 async def test_keys_per_project_is_sorted_most_first(e2e: EndToEnd) -> None:
     result = await e2e.stack.query(panel_query("Keys per project"))
     assert result[0]["metric"]["project_name"] == "Crowded"
-    assert [float(r["value"][1]) for r in result] == [51, 5, 4]
+    assert [float(r["value"][1]) for r in result] == [51, 6, 4]
 
 
 async def test_project_variable_lists_every_project_by_name(e2e: EndToEnd) -> None:
@@ -299,25 +225,44 @@ async def test_project_variable_lists_every_project_by_name(e2e: EndToEnd) -> No
 # ----------------------------------------------------------------------- alerts
 
 
-async def test_key_alerts_fire_for_exactly_the_keys_built_for_them(e2e: EndToEnd) -> None:
+async def test_alerts_fire_for_exactly_the_subjects_built_for_them(e2e: EndToEnd) -> None:
+    """Key, project, admin key, owner and certificate alerts: each for its subjects only;
+    the twins just short of each threshold, and the inactive certificates, stay silent."""
+
     async def firing() -> list[dict[str, Any]] | None:
         active = [a for a in await e2e.stack.prometheus_alerts() if a["state"] == "firing"]
         seen = {identity(a["labels"]) for a in active}
         return active if e2e.org.expected <= seen else None
 
-    active = await poll(firing, "the key alerts to fire", TIMEOUT, e2e.stack.logs)
+    active = await poll(firing, "the alerts to fire", TIMEOUT, e2e.stack.logs)
     assert {identity(a["labels"]) for a in active} == e2e.org.expected
+    instance = urllib.parse.quote(e2e.stack.exporter_url.removeprefix("http://"), safe="")
     for alert in active:
         name, subject = identity(alert["labels"])
-        assert alert["labels"] == expected_labels(e2e, name, subject)
+        assert alert["labels"] == e2e.expected_labels(name, subject)
         shipped = alerts()[name].annotations
         assert alert["annotations"]["summary"] == shipped["summary"]
         assert alert["annotations"]["runbook_url"] == shipped["runbook_url"]
+        # Every label the shipped description names is filled in, not left empty.
         description = alert["annotations"]["description"]
-        for label in ("project_name", "api_key_name", "owner_name"):
-            if label in alert["labels"]:
-                assert alert["labels"][label] in description, (label, description)
-        assert alert["labels"]["project_id"] in alert["annotations"]["dashboard_url"]
+        named = set(re.findall(r"\$labels\.(\w+)", shipped["description"]))
+        assert named, name
+        for label in named:
+            assert alert["labels"][label], (name, label)
+            assert alert["labels"][label] in description, (label, description)
+        dashboard_url = alert["annotations"]["dashboard_url"]
+        if "project_id" in alert["labels"]:
+            assert alert["labels"]["project_id"] in dashboard_url
+        else:
+            assert f"var-instance={instance}" in dashboard_url
+
+
+async def test_every_credential_alert_has_a_subject(e2e: EndToEnd) -> None:
+    """The organization covers every key, admin key and certificate alert, so none of the
+    firing checks above passes for want of a case."""
+    assert {name for name, _ in e2e.org.expected} == set(
+        KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS
+    )
 
 
 async def test_exporter_alerts_stay_silent(e2e: EndToEnd) -> None:
@@ -345,24 +290,31 @@ async def test_alerts_reach_alertmanager_routed_by_severity_grouped_by_project(
 
     got = await poll(received, "the alerts to reach Alertmanager", TIMEOUT, e2e.stack.logs)
     assert {identity(a["labels"]) for a in got} == e2e.org.expected
-    pipeline = e2e.org.keys["pipeline"].id
     for alert in got:
         name, subject = identity(alert["labels"])
-        assert alert["labels"] == expected_labels(e2e, name, subject)
+        assert alert["labels"] == e2e.expected_labels(name, subject)
         severity = alert["labels"]["severity"]
         assert [r["name"] for r in alert["receivers"]] == [f"openai-{severity}"]
 
-    # The overdue key's RotationDue is inhibited by its RotationOverdue; all else is active.
-    async def inhibited() -> dict[tuple[str, str], str] | None:
-        states = {identity(a["labels"]): a["status"]["state"] for a in await received() or []}
-        return states if states.get(("OpenAIApiKeyRotationDue", pipeline)) == "suppressed" else None
-
-    states = await poll(inhibited, "the inhibition of RotationDue", TIMEOUT, e2e.stack.logs)
-    assert {k for k, state in states.items() if state != "active"} == {
-        ("OpenAIApiKeyRotationDue", pipeline)
+    # Each inhibition of the example configuration mutes exactly the warning it is for:
+    # the overdue key's RotationDue, the exporter's own admin key's ExpiringSoon (not that of
+    # "deploy", as close to expiry but not the exporter's), the expired certificate's
+    # ExpiringSoon (not that of gateway-mtls, which has not expired). All else is active.
+    muted = {
+        ("OpenAIApiKeyRotationDue", e2e.org.keys["pipeline"].id),
+        ("OpenAIAdminApiKeyExpiringSoon", e2e.org.admin_keys["openai-key-exporter"].id),
+        ("OpenAICertificateExpiringSoon", e2e.org.certificates["legacy-mtls"].id),
     }
 
-    # One group per project and receiver, holding all that project's alerts of that severity.
+    async def inhibited() -> dict[tuple[str, str], str] | None:
+        states = {identity(a["labels"]): a["status"]["state"] for a in await received() or []}
+        return states if all(states.get(m) == "suppressed" for m in muted) else None
+
+    states = await poll(inhibited, "the inhibitions", TIMEOUT, e2e.stack.logs)
+    assert {k for k, state in states.items() if state != "active"} == muted
+
+    # One group per project and receiver, holding all that project's alerts of that severity;
+    # the organization-wide credential alerts (no project_id) share one group per receiver.
     groups = await e2e.stack.alertmanager_groups()
     grouped = {
         (g["receiver"]["name"], tuple(sorted(g["labels"].items()))): {
@@ -373,6 +325,7 @@ async def test_alerts_reach_alertmanager_routed_by_severity_grouped_by_project(
     expected: dict[tuple[str, tuple[tuple[str, str], ...]], set[tuple[str, str]]] = {}
     for alert in got:
         receiver = f"openai-{alert['labels']['severity']}"
-        group = (("project_id", alert["labels"]["project_id"]),)
+        project_id = alert["labels"].get("project_id")
+        group = (("project_id", project_id),) if project_id else ()
         expected.setdefault((receiver, group), set()).add(identity(alert["labels"]))
     assert grouped == expected
