@@ -8,9 +8,10 @@ that does not:
 
 - admin keys: the exporter's own (its full value is `admin_key`, so its
   `redacted_value` matches it) expiring within 7 days, one expiring within 14
-  days, one never expiring, one idle for more than 30 days, one never used and
-  older than 7 days (and unnamed), one older than 180 days owned by a service
-  account;
+  days, one never expiring (`terraform`), one idle for more than 30 days, one
+  never used and older than 7 days (and unnamed), one older than 180 days owned by
+  a service account; the last two never expire either, so three admin keys have no
+  expiry;
 - a user who left the organization but still owns two project keys;
 - invites: two pending, one expired, one accepted (by a user now a member);
 - certificates: one expiring within 30 days, one expired but still active, one
