@@ -121,10 +121,7 @@ class ProjectKeys:
         return sum(len(project.keys) for project in self.projects if project.keys is not None)
 
 
-def key_record(key: ApiProjectKey, shared: dict[str, str] | None = None) -> ApiKeyRecord:
-    """The key as the snapshot keeps it. With ``shared``, equal owner strings are kept
-    once: the parser makes a new string for each occurrence, and an owner usually holds
-    many keys."""
+def key_record(key: ApiProjectKey) -> ApiKeyRecord:
     owner = key.owner
     if owner.type == "user" and owner.user is not None:
         owner_id, owner_name, owner_email = owner.user.id, owner.user.name, owner.user.email or ""
@@ -132,21 +129,16 @@ def key_record(key: ApiProjectKey, shared: dict[str, str] | None = None) -> ApiK
         owner_id, owner_name, owner_email = owner.service_account.id, owner.service_account.name, ""
     else:
         owner_id = owner_name = owner_email = ""
-    owner_type, access = owner.type, key.owner_project_access
-    if shared is not None:
-        owner_id = shared.setdefault(owner_id, owner_id)
-        owner_name = shared.setdefault(owner_name, owner_name)
-        owner_email = shared.setdefault(owner_email, owner_email)
     return ApiKeyRecord(
         id=key.id,
         name=key.name,
         created_at=key.created_at,
         last_used_at=key.last_used_at,
-        owner_type=owner_type,
+        owner_type=owner.type,
         owner_id=owner_id,
         owner_name=owner_name,
         owner_email=owner_email,
-        owner_project_access=access,
+        owner_project_access=key.owner_project_access,
     )
 
 
@@ -219,7 +211,6 @@ class ApiKeysCollector(Collector[ProjectKeys]):
 
     async def fetch(self, client: AdminApiClient, attempt: Attempt[ProjectKeys]) -> None:
         progress: PerProject[ApiKeyRecord] = PerProject()
-        shared: dict[str, str] = {}  # for this refresh only
 
         previous = attempt.previous  # not the attempt itself: no reference cycle
 
@@ -229,7 +220,7 @@ class ApiKeysCollector(Collector[ProjectKeys]):
         await list_per_project(
             client,
             API_KEYS,
-            lambda key: key_record(key, shared),
+            key_record,
             self.options,
             progress,
             attempt.errors,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote
 
 from exporter.upstream.client import AdminApiClient, Query
@@ -18,6 +18,7 @@ from exporter.upstream.errors import UpstreamError
 from exporter.upstream.models import CursorPage, Identified, TokenPage
 
 ItemT = TypeVar("ItemT", bound=Identified)
+ItemT_co = TypeVar("ItemT_co", covariant=True)
 BucketT = TypeVar("BucketT")
 
 PAGE_LIMIT = 100  # the API's maximum for cursor listings: fewest requests per listing
@@ -26,37 +27,35 @@ ADMIN_READ = "read access to Organization Administration (api.management.read)"
 
 
 @dataclass(frozen=True)
-class CursorEndpoint(Generic[ItemT]):
+class _Endpoint(Generic[ItemT_co]):
+    name: str  # the endpoint label of openai_exporter_api_requests_total
+    path: str
+    item: type[ItemT_co]
+    query: Query = ()
+    permission: str = ADMIN_READ  # what a 401/403 line says the key needs
+    page_model: type[Any] = field(init=False, repr=False, compare=False)
+    envelope: ClassVar[type[Any]]  # the paging scheme's envelope, made concrete per item
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "page_model", self.envelope[self.item])
+
+
+@dataclass(frozen=True)
+class CursorEndpoint(_Endpoint[ItemT]):
     """A cursor-paged listing (``after`` / ``last_id`` / ``has_more``).
 
     ``path`` may hold ``{name}`` placeholders, filled by ``list_cursor``'s ``path_args``
     (each quoted into one path segment).
     """
 
-    name: str  # the endpoint label of openai_exporter_api_requests_total
-    path: str
-    item: type[ItemT]
-    query: Query = ()
-    permission: str = ADMIN_READ
-    page_model: type[CursorPage[Any]] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "page_model", CursorPage[self.item])  # type: ignore[name-defined]
+    envelope = CursorPage
 
 
 @dataclass(frozen=True)
-class TokenEndpoint(Generic[BucketT]):
+class TokenEndpoint(_Endpoint[BucketT]):
     """A page-token listing (``page`` = the previous ``next_page``: usage and costs)."""
 
-    name: str
-    path: str
-    item: type[BucketT]
-    query: Query = ()
-    permission: str = ADMIN_READ
-    page_model: type[TokenPage[Any]] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "page_model", TokenPage[self.item])  # type: ignore[name-defined]
+    envelope = TokenPage
 
 
 def path_of(template: str, path_args: Mapping[str, str], endpoint: str) -> str:

@@ -45,5 +45,5 @@ async def test_demo_landing_page_renders_with_status_and_a_metrics_link(tmp_path
     assert "<title>OpenAI Key Exporter</title>" in dom
     assert '<a href="/metrics">Metrics</a>' in dom
     assert "Demo mode" in dom
-    assert "<th>api_keys</th><td>7 projects, 42 keys</td>" in dom
+    assert "<th>api_keys</th><td>7 projects, 44 keys</td>" in dom
     assert screenshot.stat().st_size > 5000  # a page was painted, not a blank error tab

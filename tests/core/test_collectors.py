@@ -57,13 +57,13 @@ async def test_admin_keys_are_timestamps_flags_and_ages(
     )
     age = sample(samples, "openai_admin_api_key_age_seconds", **forever)
     assert age is not None
-    assert 200 * DAY <= age < 200 * DAY + 60
+    assert 200 * DAY <= age <= time.time() - (NOW - 200 * DAY)
     unnamed = {"admin_api_key_id": ids["unnamed"]}
     assert sample(samples, "openai_admin_api_key_never_used", **unnamed) == 1
     assert sample(samples, "openai_admin_api_key_last_used_timestamp_seconds", **unnamed) is None
     idle = sample(samples, "openai_admin_api_key_idle_seconds", **unnamed)
     assert idle is not None
-    assert 8 * DAY <= idle < 8 * DAY + 60, "never used: idle since creation"
+    assert 8 * DAY <= idle <= time.time() - (NOW - 8 * DAY), "never used: idle since creation"
     assert sample(samples, "openai_admin_api_key_expires_timestamp_seconds", **unnamed) == (
         NOW + 30 * DAY
     )
