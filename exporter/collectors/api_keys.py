@@ -21,6 +21,7 @@ Example exposition for one key::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from dataclasses import dataclass
 from typing import Literal
 
@@ -121,7 +122,9 @@ class ProjectKeys:
         return sum(len(project.keys) for project in self.projects if project.keys is not None)
 
 
-def key_record(key: ApiProjectKey) -> ApiKeyRecord:
+def key_record(key: ApiProjectKey, *, email: bool = True) -> ApiKeyRecord:
+    """The key as the snapshot keeps it; without ``email`` the owner's address is not
+    kept at all (it is exported only with --metrics.owner-email)."""
     owner = key.owner
     if owner.type == "user" and owner.user is not None:
         owner_id, owner_name, owner_email = owner.user.id, owner.user.name, owner.user.email or ""
@@ -129,6 +132,8 @@ def key_record(key: ApiProjectKey) -> ApiKeyRecord:
         owner_id, owner_name, owner_email = owner.service_account.id, owner.service_account.name, ""
     else:
         owner_id = owner_name = owner_email = ""
+    if not email:
+        owner_email = ""
     return ApiKeyRecord(
         id=key.id,
         name=key.name,
@@ -220,7 +225,7 @@ class ApiKeysCollector(Collector[ProjectKeys]):
         await list_per_project(
             client,
             API_KEYS,
-            key_record,
+            partial(key_record, email=self.options.emails),
             self.options,
             progress,
             attempt.errors,
