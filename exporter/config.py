@@ -363,7 +363,8 @@ class ConfigError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-key-exporter",
-        description="Prometheus exporter for the credentials of an OpenAI organization (project and admin API keys, members, invites, certificates, service accounts). "
+        description="Prometheus exporter for the credentials of an OpenAI organization "
+        "(project and admin API keys, members, invites, certificates, service accounts). "
         "The admin key comes from OPENAI_ADMIN_KEY or OPENAI_ADMIN_KEY_FILE, never a flag.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")

@@ -21,8 +21,8 @@ Example exposition for one key::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from pydantic import Field
