@@ -1,7 +1,8 @@
 """The exposition of a snapshot: names, values, escaping, and promtool's verdict.
 
-``render`` goes through ``InventoryRenderer``, what /metrics serves; the reference
-``InventoryCollector`` must give the same samples (see also tests/core/test_exposition.py).
+``render`` goes through ``SnapshotRenderer`` (tests/rendering.py), what /metrics serves;
+the prometheus_client baseline (bench/baseline.py) must give the same samples (see also
+tests/core/test_exposition.py).
 """
 
 import pytest
