@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 FaultKind = Literal[
     "status",
@@ -32,15 +32,7 @@ ListEndpoint = Literal[
     "service_accounts",
 ]
 Endpoint = Literal[ListEndpoint, "other"]
-LIST_ENDPOINTS: tuple[ListEndpoint, ...] = (
-    "projects",
-    "api_keys",
-    "admin_api_keys",
-    "users",
-    "invites",
-    "certificates",
-    "service_accounts",
-)
+LIST_ENDPOINTS: tuple[ListEndpoint, ...] = get_args(ListEndpoint)
 
 
 @dataclass(frozen=True)

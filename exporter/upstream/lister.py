@@ -8,7 +8,7 @@ be one (more items than asked for, a repeated cursor, more pages than the bound)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote
@@ -109,39 +109,13 @@ async def _cursor_pages(
     path_args: Mapping[str, str],
     query: Query,
 ) -> AsyncIterator[tuple[ItemT, ...]]:
-    name = endpoint.name
-    path = path_of(endpoint.path, path_args, name)
-    base = [("limit", str(PAGE_LIMIT)), *endpoint.query, *query]
-    seen_cursors: set[str] = set()
-    after: str | None = None
-    for _ in range(client.max_pages):
-        params = base if after is None else [*base, ("after", after)]
-        page: CursorPage[ItemT] = await client.get(
-            path, params, endpoint.page_model, endpoint=name, permission=endpoint.permission
-        )
-        if len(page.data) > PAGE_LIMIT:
-            raise UpstreamError(
-                "bad_response",
-                f"a page held {len(page.data)} items, more than the {PAGE_LIMIT} asked for",
-                endpoint=name,
-            )
-        yield page.data
-        if not page.has_more:
-            return
-        cursor = page.last_id or (page.data[-1].id if page.data else None)
-        if cursor is None:
-            raise UpstreamError(
-                "bad_response", "has_more is true but the page gives no cursor", endpoint=name
-            )
-        if cursor in seen_cursors:
-            raise UpstreamError(
-                "bad_response", "the pagination cursor repeated; stopped", endpoint=name
-            )
-        seen_cursors.add(cursor)
-        after = cursor
-    raise UpstreamError(
-        "bad_response", f"more than {client.max_pages} pages; stopped", endpoint=name
-    )
+    def cursor_of(page: CursorPage[ItemT]) -> str | None:
+        return page.last_id or (page.data[-1].id if page.data else None)
+
+    scheme = _Scheme("after", "items", "cursor", "pagination cursor")
+    path = path_of(endpoint.path, path_args, endpoint.name)
+    async for items in _pages(client, endpoint, path, PAGE_LIMIT, query, scheme, cursor_of):
+        yield items
 
 
 async def list_token_pages(
@@ -153,36 +127,66 @@ async def list_token_pages(
 ) -> AsyncIterator[tuple[BucketT, ...]]:
     """Every bucket of a page-token listing, a page at a time; ``limit`` counts buckets
     (its maximum depends on the bucket width, so the caller chooses it)."""
+
+    def token_of(page: TokenPage[BucketT]) -> str | None:
+        return page.next_page or None
+
+    scheme = _Scheme("page", "buckets", "next_page", "page token")
+    async for buckets in _pages(client, endpoint, endpoint.path, limit, query, scheme, token_of):
+        yield buckets
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    """How a paging scheme names things, for its query and its error messages."""
+
+    parameter: str  # the query parameter that asks for the next page
+    items: str  # what a page holds
+    field: str  # the field that gives the next page
+    position: str  # what repeats when paging goes round in circles
+
+
+async def _pages(
+    client: AdminApiClient,
+    endpoint: _Endpoint[Any],
+    path: str,
+    limit: int,
+    query: Query,
+    scheme: _Scheme,
+    next_of: Callable[[Any], str | None],
+) -> AsyncIterator[tuple[Any, ...]]:
+    """The page loop both schemes share: at most ``client.max_pages`` pages of at most
+    ``limit`` items, following ``next_of(page)`` until ``has_more`` is false."""
     name = endpoint.name
     base = [("limit", str(limit)), *endpoint.query, *query]
-    seen_tokens: set[str] = set()
-    token: str | None = None
+    seen: set[str] = set()
+    position: str | None = None
     for _ in range(client.max_pages):
-        params = base if token is None else [*base, ("page", token)]
-        page: TokenPage[BucketT] = await client.get(
-            endpoint.path,
-            params,
-            endpoint.page_model,
-            endpoint=name,
-            permission=endpoint.permission,
+        params = base if position is None else [*base, (scheme.parameter, position)]
+        page = await client.get(
+            path, params, endpoint.page_model, endpoint=name, permission=endpoint.permission
         )
         if len(page.data) > limit:
             raise UpstreamError(
                 "bad_response",
-                f"a page held {len(page.data)} buckets, more than the {limit} asked for",
+                f"a page held {len(page.data)} {scheme.items}, more than the {limit} asked for",
                 endpoint=name,
             )
         yield page.data
         if not page.has_more:
             return
-        if not page.next_page:
+        position = next_of(page)
+        if position is None:
             raise UpstreamError(
-                "bad_response", "has_more is true but the page gives no next_page", endpoint=name
+                "bad_response",
+                f"has_more is true but the page gives no {scheme.field}",
+                endpoint=name,
             )
-        if page.next_page in seen_tokens:
-            raise UpstreamError("bad_response", "the page token repeated; stopped", endpoint=name)
-        seen_tokens.add(page.next_page)
-        token = page.next_page
+        if position in seen:
+            raise UpstreamError(
+                "bad_response", f"the {scheme.position} repeated; stopped", endpoint=name
+            )
+        seen.add(position)
     raise UpstreamError(
         "bad_response", f"more than {client.max_pages} pages; stopped", endpoint=name
     )
