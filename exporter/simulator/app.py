@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -10,10 +11,12 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from exporter.simulator import errors, params, wire
+from exporter.simulator import buckets, errors, params, wire
+from exporter.simulator.billing import SimRateLimit, SimSpendAlert
+from exporter.simulator.buckets import BucketPaging, BucketQuery, CostAmounts, ResultsOf
 from exporter.simulator.errors import ApiError
 from exporter.simulator.fault_responses import ConnectionAbortedByFaultError, act_out
-from exporter.simulator.faults import LIST_ENDPOINTS, Endpoint, FaultInjector
+from exporter.simulator.faults import API_ENDPOINTS, ApiEndpoint, Endpoint, FaultInjector
 from exporter.simulator.ordered import Page, UnknownCursorError
 from exporter.simulator.organization import (
     Organization,
@@ -24,7 +27,23 @@ from exporter.simulator.organization import (
     SimServiceAccount,
     UnknownProjectError,
 )
-from exporter.simulator.replies import Listing, Pager, Reply, body_of, json_response
+from exporter.simulator.replies import (
+    BucketListing,
+    Listing,
+    Pager,
+    Reply,
+    body_of,
+    json_response,
+)
+from exporter.simulator.usage import (
+    COST_FILTERS,
+    COST_GROUP_FIELDS,
+    GROUP_FIELDS,
+    METRICS,
+    USAGE_FILTERS,
+    USAGE_SOURCES,
+    UsageSource,
+)
 from exporter.simulator.wire import JsonObject
 
 ADMIN_KEY_PREFIX = "sk-admin-"
@@ -49,6 +68,12 @@ class SimulatorState:
     # None: any sk-admin- bearer is accepted; a set: only these (key rotation tests).
     accepted_admin_keys: set[str] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
+    # The time usage and costs are answered "as of"; tests set a fake clock.
+    clock: Callable[[], float] = time.time
+    # Legal paging of the usage and costs endpoints that clients must follow.
+    usage_paging: BucketPaging = field(default_factory=BucketPaging)
+    # Costs' amount.value as a JSON string: never, sometimes (which is deterministic), always.
+    cost_amounts_as_strings: CostAmounts = "sometimes"
 
     def request_count(self, endpoint: Endpoint | None = None) -> int:
         """Requests served so far, optionally for one endpoint only."""
@@ -60,7 +85,7 @@ class SimulatorState:
 SIMULATOR_STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
 
 # Each list route is named after its endpoint; the retrieve route counts as "other".
-_ROUTE_ENDPOINTS: dict[str, Endpoint] = {name: name for name in LIST_ENDPOINTS}
+_ROUTE_ENDPOINTS: dict[str, Endpoint] = {name: name for name in API_ENDPOINTS}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -86,7 +111,37 @@ def create_simulator_app(state: SimulatorState) -> web.Application:
     app.router.add_get(f"{ORGANIZATION}/users", _list_users, name="users")
     app.router.add_get(f"{ORGANIZATION}/invites", _list_invites, name="invites")
     app.router.add_get(f"{ORGANIZATION}/certificates", _list_certificates, name="certificates")
+    for source in USAGE_SOURCES:
+        app.router.add_get(
+            f"{ORGANIZATION}/usage/{source}", _usage_handler(source), name=USAGE_ENDPOINTS[source]
+        )
+    app.router.add_get(f"{ORGANIZATION}/costs", _costs, name="costs")
+    app.router.add_get(f"{ORGANIZATION}/spend_limit", _spend_limit, name="spend_limit")
+    app.router.add_get(
+        f"{ORGANIZATION}/projects/{{project_id}}/spend_limit",
+        _project_spend_limit,
+        name="project_spend_limit",
+    )
+    app.router.add_get(f"{ORGANIZATION}/spend_alerts", _spend_alerts, name="spend_alerts")
+    app.router.add_get(
+        f"{ORGANIZATION}/projects/{{project_id}}/spend_alerts",
+        _project_spend_alerts,
+        name="project_spend_alerts",
+    )
+    app.router.add_get(
+        f"{ORGANIZATION}/projects/{{project_id}}/rate_limits", _rate_limits, name="rate_limits"
+    )
     return app
+
+
+USAGE_ENDPOINTS: dict[UsageSource, ApiEndpoint] = {
+    "completions": "usage_completions",
+    "embeddings": "usage_embeddings",
+    "moderations": "usage_moderations",
+    "images": "usage_images",
+    "audio_speeches": "usage_audio_speeches",
+    "audio_transcriptions": "usage_audio_transcriptions",
+}
 
 
 @asynccontextmanager
@@ -322,3 +377,178 @@ def _require_project(org: Organization, project_id: str) -> None:
         org.project(project_id)
     except UnknownProjectError:
         raise errors.project_not_found(project_id) from None
+
+
+# -- usage and costs ---------------------------------------------------------
+
+
+def _bucket_listing(
+    state: SimulatorState, q: BucketQuery, endpoint: str, results_of: ResultsOf
+) -> BucketListing:
+    start, offset = q.page if q.page is not None else (q.first, 0)
+
+    def token(at: int, skip: int) -> str:
+        return buckets.encode_token(endpoint, q.width_name, at, skip)
+
+    pager = buckets.make_pager(
+        q,
+        endpoint=endpoint,
+        results_of=results_of,
+        clock=lambda: state.clock(),
+        paging=lambda: state.usage_paging,
+    )
+    return BucketListing(pager, q.first, start, offset, q.limit, q.page_token, token)
+
+
+def _usage_handler(source: UsageSource) -> Handler:
+    endpoint = USAGE_ENDPOINTS[source]
+    result_object = f"organization.usage.{source}.result"
+    fields = GROUP_FIELDS[source]
+    metrics = METRICS[source]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        state = request.app[SIMULATOR_STATE]
+
+        def answer() -> Reply:
+            q = buckets.parse_query(
+                request.query,
+                endpoint=endpoint,
+                limits=buckets.USAGE_LIMITS,
+                group_fields=fields,
+                filters=USAGE_FILTERS,
+            )
+
+            def results_of(start: int, now: int) -> list[JsonObject]:
+                groups = state.org.usage.usage_bucket(
+                    source, start, start + q.width, q.group_by, q.filters, now
+                )
+                return buckets.usage_results(
+                    groups,
+                    result_object=result_object,
+                    metrics=metrics,
+                    fields=fields,
+                    group_by=q.group_by,
+                )
+
+            return _bucket_listing(state, q, endpoint, results_of)
+
+        return await _answer(request, None, answer)
+
+    return handler
+
+
+async def _costs(request: web.Request) -> web.StreamResponse:
+    state = request.app[SIMULATOR_STATE]
+
+    def answer() -> Reply:
+        q = buckets.parse_query(
+            request.query,
+            endpoint="costs",
+            limits=buckets.COSTS_LIMITS,
+            group_fields=COST_GROUP_FIELDS,
+            filters=COST_FILTERS,
+        )
+
+        def results_of(start: int, now: int) -> list[JsonObject]:
+            groups = state.org.usage.cost_bucket(start, start + q.width, q.group_by, q.filters, now)
+            return buckets.cost_results(
+                {k: (c.micro, c.quantity, c.quantity_unit) for k, c in groups.items()},
+                bucket_start=start,
+                group_by=q.group_by,
+                amounts=state.cost_amounts_as_strings,
+            )
+
+        return _bucket_listing(state, q, "costs", results_of)
+
+    return await _answer(request, None, answer)
+
+
+# -- spend limits, spend alerts, rate limits ---------------------------------
+
+
+async def _spend_limit(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        limit = org.spend_limit()
+        if limit is None:
+            raise errors.no_spend_limit(None)
+        return wire.spend_limit(limit, project=False)
+
+    return await _answer(request, None, answer)
+
+
+async def _project_spend_limit(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    project_id = request.match_info["project_id"]
+
+    def answer() -> Reply:
+        _require_project(org, project_id)
+        limit = org.project_spend_limit(project_id)
+        if limit is None:
+            raise errors.no_spend_limit(project_id)
+        return wire.spend_limit(limit, project=True)
+
+    return await _answer(request, project_id, answer)
+
+
+async def _spend_alerts(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        order = params.order(request.query, default="asc")
+
+        def fetch(after: str | None, limit: int) -> Page[SimSpendAlert]:
+            return org.page_spend_alerts(order=order, after=after, limit=limit)
+
+        def to_json(alert: SimSpendAlert) -> JsonObject:
+            return wire.spend_alert(alert, project=False)
+
+        return Listing(_pager(fetch, to_json), page.after, page.limit)
+
+    return await _answer(request, None, answer)
+
+
+async def _project_spend_alerts(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    project_id = request.match_info["project_id"]
+
+    def answer() -> Reply:
+        page = params.page_query(request.query)
+        order = params.order(request.query, default="asc")
+        _require_project(org, project_id)
+
+        def fetch(after: str | None, limit: int) -> Page[SimSpendAlert]:
+            try:
+                return org.page_project_spend_alerts(
+                    project_id, order=order, after=after, limit=limit
+                )
+            except UnknownProjectError:
+                raise errors.project_not_found(project_id) from None
+
+        def to_json(alert: SimSpendAlert) -> JsonObject:
+            return wire.spend_alert(alert, project=True)
+
+        return Listing(_pager(fetch, to_json), page.after, page.limit)
+
+    return await _answer(request, project_id, answer)
+
+
+async def _rate_limits(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    project_id = request.match_info["project_id"]
+
+    def answer() -> Reply:
+        page = params.page_query(request.query, default_limit=100)
+        _require_project(org, project_id)
+
+        def fetch(after: str | None, limit: int) -> Page[SimRateLimit]:
+            try:
+                return org.page_rate_limits(project_id, after=after, limit=limit)
+            except UnknownProjectError:
+                raise errors.project_not_found(project_id) from None
+
+        return Listing(_pager(fetch, wire.rate_limit), page.after, page.limit)
+
+    return await _answer(request, project_id, answer)

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from exporter.simulator.app import SimulatorState, serve_simulator
-from exporter.simulator.faults import LIST_ENDPOINTS, Fault, FaultInjector, FaultKind
+from exporter.simulator.faults import API_ENDPOINTS, Fault, FaultInjector, FaultKind
 from exporter.simulator.organization import OrganizationSpec, build_organization
 
 DEFAULT_LISTEN = "127.0.0.1:8089"
@@ -194,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fault-endpoint",
         action="append",
         default=[],
-        choices=LIST_ENDPOINTS,
+        choices=API_ENDPOINTS,
         help="apply --fault-rate to this endpoint only (repeatable; default: every endpoint)",
     )
     return parser

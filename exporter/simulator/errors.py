@@ -120,6 +120,12 @@ def project_archived(project_id: str) -> ApiError:
     return ApiError(400, f"Project '{project_id}' is archived.", param="project_id")
 
 
+def no_spend_limit(project_id: str | None) -> ApiError:
+    # The spec does not say what the API answers without a limit: a 404 is our assumption.
+    where = "this organization" if project_id is None else f"project '{project_id}'"
+    return ApiError(404, f"No spend limit is set for {where}.", code="not_found")
+
+
 def invalid_url(method: str, path: str, status: int) -> ApiError:
     if status == 405:
         return ApiError(405, f"Invalid method for URL ({method} {path}).")

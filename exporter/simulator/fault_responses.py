@@ -13,7 +13,7 @@ from aiohttp import web
 from exporter.simulator import wire
 from exporter.simulator.errors import error_for_status
 from exporter.simulator.faults import Endpoint, Fault
-from exporter.simulator.replies import Listing, Reply, body_of, json_response
+from exporter.simulator.replies import BucketListing, Listing, Reply, body_of, json_response
 from exporter.simulator.wire import JsonObject
 
 OVERSIZE_FACTOR = 10
@@ -55,6 +55,10 @@ async def act_out(
     if fault.kind == "wrong_shape":
         return json_response(_wrong_shape(body_of(answer()), endpoint))
     reply = answer()
+    if isinstance(reply, BucketListing):
+        if fault.kind == "repeat_cursor":
+            return json_response(_repeated_first_bucket_page(reply))
+        return json_response(_oversized_bucket_page(reply))
     if not isinstance(reply, Listing):
         return json_response(reply)  # cursor faults only bend lists
     if fault.kind == "repeat_cursor":
@@ -86,6 +90,22 @@ async def _truncated(request: web.Request, body: bytes) -> web.StreamResponse:
 
 def _wrong_shape(body: JsonObject, endpoint: Endpoint) -> JsonObject:
     """Valid JSON a schema-following parser must refuse."""
+    if body.get("object") == "page":
+        # Usage and costs: bucket times as ISO strings instead of unix seconds.
+        buckets = body.get("data") or [wire.bucket(0, 0, [])]
+        return {
+            **body,
+            "data": [
+                {**b, "start_time": "2024-03-26T00:00:00Z", "end_time": "tomorrow"} for b in buckets
+            ],
+        }
+    if endpoint in _NUMBER_FIELDS:
+        # Amounts and maxima as strings with units instead of integers.
+        field = _NUMBER_FIELDS[endpoint]
+        if "data" not in body:
+            return {**body, field: "100.00 USD"}
+        items = body["data"] or [{"id": f"{_ID_PREFIXES[endpoint]}wrong_shape"}]
+        return {**body, "data": [{**item, field: "100 per minute"} for item in items]}
     if endpoint == "projects":
         # `data` an object keyed by id instead of an array.
         return {**body, "data": {item["id"]: item for item in body.get("data", [])}}
@@ -109,6 +129,17 @@ _ID_PREFIXES: dict[Endpoint, str] = {
     "invites": "invite-",
     "certificates": "cert_",
     "service_accounts": "svc_acct_",
+    "spend_alerts": "alert_",
+    "project_spend_alerts": "alert_",
+    "rate_limits": "rl-",
+}
+# The number a wrong-shaped answer of these endpoints sends as a string.
+_NUMBER_FIELDS: dict[Endpoint, str] = {
+    "spend_limit": "threshold_amount",
+    "project_spend_limit": "threshold_amount",
+    "spend_alerts": "threshold_amount",
+    "project_spend_alerts": "threshold_amount",
+    "rate_limits": "max_requests_per_1_minute",
 }
 
 
@@ -132,3 +163,19 @@ def _oversized(listing: Listing) -> JsonObject:
         ]
         has_more = False  # the clones' ids are no cursor the list knows
     return wire.envelope(items, has_more=has_more)
+
+
+def _repeated_first_bucket_page(listing: BucketListing) -> JsonObject:
+    """The first page whatever `page` says, with a `next_page` that leads back to it: the
+    request's own token (or one naming the first bucket): following it loops forever."""
+    buckets, next_page = listing.pager(listing.first, 0, listing.limit, True)
+    token = listing.page_token or next_page or listing.token(listing.first, 0)
+    return wire.bucket_page(buckets, token)
+
+
+def _oversized_bucket_page(listing: BucketListing) -> JsonObject:
+    """Ten times `limit` buckets from the page's start, past end_time if need be."""
+    buckets, next_page = listing.pager(
+        listing.start, listing.offset, listing.limit * OVERSIZE_FACTOR, False
+    )
+    return wire.bucket_page(buckets, next_page)

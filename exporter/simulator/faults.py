@@ -21,8 +21,9 @@ FaultKind = Literal[
     "repeat_cursor",
     "oversized_page",
 ]
-# The list endpoints, named like the exporter's collectors; also the simulator's route names.
-ListEndpoint = Literal[
+# The endpoints a fault can aim at, named like the exporter's `endpoint` labels;
+# also the simulator's route names.
+ApiEndpoint = Literal[
     "projects",
     "api_keys",
     "admin_api_keys",
@@ -30,9 +31,24 @@ ListEndpoint = Literal[
     "invites",
     "certificates",
     "service_accounts",
+    "usage_completions",
+    "usage_embeddings",
+    "usage_moderations",
+    "usage_images",
+    "usage_audio_speeches",
+    "usage_audio_transcriptions",
+    "costs",
+    "spend_limit",
+    "project_spend_limit",
+    "spend_alerts",
+    "project_spend_alerts",
+    "rate_limits",
 ]
-Endpoint = Literal[ListEndpoint, "other"]
-LIST_ENDPOINTS: tuple[ListEndpoint, ...] = get_args(ListEndpoint)
+Endpoint = Literal[ApiEndpoint, "other"]
+API_ENDPOINTS: tuple[ApiEndpoint, ...] = get_args(ApiEndpoint)
+# The old names, from when every named endpoint was a list (tests/e2e uses them).
+ListEndpoint = ApiEndpoint
+LIST_ENDPOINTS = API_ENDPOINTS
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ class Fault:
 @dataclass
 class _Armed:
     fault: Fault
-    endpoint: ListEndpoint | None
+    endpoint: ApiEndpoint | None
     project_id: str | None
     remaining: int | None  # None: until cleared
 
@@ -97,7 +113,7 @@ class FaultInjector:
         self,
         fault: Fault,
         *,
-        endpoint: ListEndpoint | None = None,
+        endpoint: ApiEndpoint | None = None,
         project_id: str | None = None,
         times: int | None = 1,
     ) -> None:
@@ -112,7 +128,7 @@ class FaultInjector:
         faults: Sequence[Fault],
         seed: int,
         *,
-        endpoints: Collection[ListEndpoint] | None = None,
+        endpoints: Collection[ApiEndpoint] | None = None,
     ) -> None:
         """Hit each request with probability `rate` by one of `faults`, reproducibly;
         only requests to `endpoints` when given."""

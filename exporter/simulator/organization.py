@@ -1,5 +1,6 @@
 """A simulated OpenAI organization: projects, their API keys and service accounts,
-the organization's members, admin API keys, invites and certificates.
+the organization's members, admin API keys, invites and certificates, its usage
+and costs (`usage`), spend limits and alerts, and the projects' rate limits.
 
 Plain data plus an `Organization` that keeps every listing in order with O(1)
 cursor lookups, so listing a 100,000-key organization page by page stays
@@ -15,7 +16,30 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from exporter.simulator import names
+from exporter.simulator.billing import (
+    DEFAULT_RATE_LIMITS,
+    SimRateLimit,
+    SimSpendAlert,
+    SimSpendLimit,
+)
 from exporter.simulator.ordered import OrderedCollection, Page
+from exporter.simulator.usage import (
+    ACTIVE_WINDOW,
+    COMMITMENT_LINE_ITEM,
+    DEFAULT_COST_LATENESS,
+    DEFAULT_LATENESS,
+    HOUR,
+    MODELS,
+    STORAGE_LINE_ITEM,
+    USAGE_SOURCES,
+    Dim,
+    UsageEvent,
+    UsageModel,
+    UsagePlan,
+    UsageSource,
+    plan_series,
+    series_hash,
+)
 
 OwnerProjectAccess = Literal["active", "inactive"]
 AccessFilter = Literal["active", "inactive", "any"]
@@ -186,6 +210,14 @@ class Organization:
         self._members: OrderedCollection[SimMember] = OrderedCollection()
         self._invites: OrderedCollection[SimInvite] = OrderedCollection()
         self._certificates: OrderedCollection[SimCertificate] = OrderedCollection()
+        # Usage and costs, and the billing controls (spend limits, alerts, rate limits).
+        self.usage = UsageModel()
+        self._billing_ids = random.Random(f"organization-billing-{seed}")
+        self._spend_limit: SimSpendLimit | None = None
+        self._project_spend_limits: dict[str, SimSpendLimit] = {}
+        self._spend_alerts: OrderedCollection[SimSpendAlert] = OrderedCollection()
+        self._project_spend_alerts: dict[str, OrderedCollection[SimSpendAlert]] = {}
+        self._rate_limits: dict[str, OrderedCollection[SimRateLimit]] = {}
 
     # -- ids -------------------------------------------------------------
 
@@ -221,6 +253,9 @@ class Organization:
     def new_certificate_id(self) -> str:
         return _draw_id(self._more_ids, "cert_", 24)
 
+    def new_spend_alert_id(self) -> str:
+        return _draw_id(self._billing_ids, "alert_", 24)
+
     def _clock(self) -> int:
         return self._now if self._now is not None else int(time.time())
 
@@ -245,6 +280,7 @@ class Organization:
         self._projects.add(project.id, project)
         self._keys[project.id] = OrderedCollection()
         self._service_accounts[project.id] = OrderedCollection()
+        self._project_spend_alerts[project.id] = OrderedCollection()
         return project
 
     def archive_project(self, project_id: str, *, archived_at: int | None = None) -> SimProject:
@@ -264,6 +300,9 @@ class Organization:
         self._projects.remove(project_id)
         self._key_count -= len(self._keys.pop(project_id))
         del self._service_accounts[project_id]
+        del self._project_spend_alerts[project_id]
+        self._project_spend_limits.pop(project_id, None)
+        self._rate_limits.pop(project_id, None)
 
     def add_key(
         self,
@@ -302,6 +341,212 @@ class Organization:
     def delete_key(self, project_id: str, key_id: str) -> None:
         self._project_keys(project_id).remove(key_id)
         self._key_count -= 1
+
+    def key(self, project_id: str, key_id: str) -> SimApiKey:
+        found = self._project_keys(project_id).get(key_id)
+        if found is None:
+            raise KeyError(key_id)
+        return found
+
+    def set_key_last_used(
+        self, project_id: str, key_id: str, last_used_at: int | None
+    ) -> SimApiKey:
+        """Replace the (frozen) key with one last used at `last_used_at`."""
+        updated = replace(self.key(project_id, key_id), last_used_at=last_used_at)
+        self._project_keys(project_id).replace(key_id, updated)
+        return updated
+
+    # -- usage -------------------------------------------------------------
+
+    def use_key(
+        self,
+        project_id: str,
+        key_id: str,
+        *,
+        at: int | None = None,
+        source: UsageSource = "completions",
+        model: str | None = None,
+        requests: int = 1,
+        extra: dict[str, Dim] | None = None,
+        **metrics: int,
+    ) -> SimApiKey:
+        """Usage made with a key at `at` (default: the organization's clock): recorded like
+        `record_usage`, and the key's `last_used_at` (and its owner's
+        `api_key_last_used_at`) moves to `at` when later. Returns the updated key."""
+        when = self._clock() if at is None else at
+        key = self.key(project_id, key_id)
+        owner = key.owner
+        self.record_usage(
+            project_id,
+            api_key_id=key_id,
+            user_id=owner.id if isinstance(owner, SimUser) else None,
+            at=when,
+            source=source,
+            model=model,
+            requests=requests,
+            extra=extra,
+            **metrics,
+        )
+        if key.last_used_at is None or key.last_used_at < when:
+            key = self.set_key_last_used(project_id, key_id, when)
+            member = self._members.get(owner.id)
+            if member is not None and (
+                member.api_key_last_used_at is None or member.api_key_last_used_at < when
+            ):
+                self._members.replace(member.id, replace(member, api_key_last_used_at=when))
+        return key
+
+    def record_usage(
+        self,
+        project_id: str,
+        *,
+        api_key_id: str | None = None,
+        user_id: str | None = None,
+        at: int | None = None,
+        source: UsageSource = "completions",
+        model: str | None = None,
+        requests: int = 1,
+        extra: dict[str, Dim] | None = None,
+        **metrics: int,
+    ) -> UsageEvent:
+        """Usage at second `at` (default: the clock), e.g. without a key (`api_key_id`
+        None: the playground). `metrics` are the source's result fields
+        (`input_tokens=...`, `images=...`); `extra` its other grouping fields
+        (`batch`, `service_tier`, `size`, `source`). Subject to lateness like all usage."""
+        return self.usage.add_event(
+            source,
+            at=self._clock() if at is None else at,
+            project_id=project_id,
+            api_key_id=api_key_id,
+            user_id=user_id,
+            model=model if model is not None else MODELS[source][0],
+            requests=requests,
+            metrics=metrics,
+            extra=extra,
+        )
+
+    # -- spend limits, spend alerts, rate limits -------------------------------
+
+    def set_spend_limit(self, threshold_cents: int, *, enforcing: bool = False) -> SimSpendLimit:
+        self._spend_limit = SimSpendLimit(threshold_cents, enforcing)
+        return self._spend_limit
+
+    def clear_spend_limit(self) -> None:
+        self._spend_limit = None
+
+    def spend_limit(self) -> SimSpendLimit | None:
+        return self._spend_limit
+
+    def set_project_spend_limit(
+        self, project_id: str, threshold_cents: int, *, enforcing: bool = False
+    ) -> SimSpendLimit:
+        self.project(project_id)
+        limit = SimSpendLimit(threshold_cents, enforcing)
+        self._project_spend_limits[project_id] = limit
+        return limit
+
+    def clear_project_spend_limit(self, project_id: str) -> None:
+        self.project(project_id)
+        self._project_spend_limits.pop(project_id, None)
+
+    def project_spend_limit(self, project_id: str) -> SimSpendLimit | None:
+        self.project(project_id)
+        return self._project_spend_limits.get(project_id)
+
+    def add_spend_alert(
+        self,
+        threshold_cents: int,
+        *,
+        id: str | None = None,
+        recipients: tuple[str, ...] = ("finance@example.com",),
+        subject_prefix: str | None = None,
+    ) -> SimSpendAlert:
+        alert = SimSpendAlert(
+            id if id is not None else self.new_spend_alert_id(),
+            threshold_cents,
+            recipients,
+            subject_prefix,
+        )
+        self._spend_alerts.add(alert.id, alert)
+        return alert
+
+    def remove_spend_alert(self, alert_id: str) -> None:
+        self._spend_alerts.remove(alert_id)
+
+    def spend_alerts(self) -> list[SimSpendAlert]:
+        return list(self._spend_alerts)
+
+    def page_spend_alerts(
+        self, *, order: SortOrder = "asc", after: str | None, limit: int
+    ) -> Page[SimSpendAlert]:
+        return self._spend_alerts.page(after=after, limit=limit, reverse=order == "desc")
+
+    def add_project_spend_alert(
+        self,
+        project_id: str,
+        threshold_cents: int,
+        *,
+        id: str | None = None,
+        recipients: tuple[str, ...] = ("finance@example.com",),
+        subject_prefix: str | None = None,
+    ) -> SimSpendAlert:
+        alerts = self._alerts_of(project_id)
+        alert = SimSpendAlert(
+            id if id is not None else self.new_spend_alert_id(),
+            threshold_cents,
+            recipients,
+            subject_prefix,
+        )
+        alerts.add(alert.id, alert)
+        return alert
+
+    def remove_project_spend_alert(self, project_id: str, alert_id: str) -> None:
+        self._alerts_of(project_id).remove(alert_id)
+
+    def project_spend_alerts(self, project_id: str) -> list[SimSpendAlert]:
+        return list(self._alerts_of(project_id))
+
+    def page_project_spend_alerts(
+        self, project_id: str, *, order: SortOrder = "asc", after: str | None, limit: int
+    ) -> Page[SimSpendAlert]:
+        return self._alerts_of(project_id).page(after=after, limit=limit, reverse=order == "desc")
+
+    def rate_limits(self, project_id: str) -> list[SimRateLimit]:
+        """The project's rate limits, one per model (DEFAULT_RATE_LIMITS unless changed)."""
+        return list(self._limits_of(project_id))
+
+    def set_rate_limit(self, project_id: str, limit: SimRateLimit) -> None:
+        """Change the model's limit in place, or add one for a new model at the end."""
+        limits = self._limits_of(project_id)
+        if limit.id in limits:
+            limits.replace(limit.id, limit)
+        else:
+            limits.add(limit.id, limit)
+
+    def remove_rate_limit(self, project_id: str, model: str) -> None:
+        self._limits_of(project_id).remove(f"rl-{model}")
+
+    def page_rate_limits(
+        self, project_id: str, *, after: str | None, limit: int
+    ) -> Page[SimRateLimit]:
+        return self._limits_of(project_id).page(after=after, limit=limit)
+
+    def _alerts_of(self, project_id: str) -> OrderedCollection[SimSpendAlert]:
+        alerts = self._project_spend_alerts.get(project_id)
+        if alerts is None:
+            raise UnknownProjectError(project_id)
+        return alerts
+
+    def _limits_of(self, project_id: str) -> OrderedCollection[SimRateLimit]:
+        self.project(project_id)
+        limits = self._rate_limits.get(project_id)
+        if limits is None:
+            # Made on first use: most projects keep the defaults and are never asked.
+            limits = OrderedCollection()
+            for default in DEFAULT_RATE_LIMITS:
+                limits.add(default.id, default)
+            self._rate_limits[project_id] = limits
+        return limits
 
     def add_service_account(
         self,
@@ -585,6 +830,16 @@ class OrganizationSpec:
     departed_users: int | None = None
     # Share of projects with one more service account that owns no key.
     keyless_service_account_fraction: float = 0.3
+    # Usage (its own generator): keys used within ACTIVE_WINDOW (2 days) of `now`
+    # have background usage; `active_keys=n` makes exactly n keys of active projects
+    # active instead (the most recently used, their last use moved into the window).
+    active_keys: int | None = None
+    models_per_source: int = 2  # models each active key uses in each source
+    usage_sources: tuple[UsageSource, ...] = USAGE_SOURCES
+    usage_lateness: int = DEFAULT_LATENESS  # seconds a bucket keeps growing after its end
+    cost_lateness: int = DEFAULT_COST_LATENESS
+    # Spend limits and alerts of the organization and its projects.
+    spend_controls: bool = True
 
 
 @dataclass
@@ -638,8 +893,110 @@ class _Builder:
                 )
             start = index * spec.keys_per_project
             self._fill(project, ages[start : start + spec.keys_per_project])
+        active = self._active_keys()
         _OrganizationExtras(self).build()
+        self._usage(active)
+        if spec.spend_controls:
+            self._spend_controls()
         return self.org
+
+    def _active_keys(self) -> list[tuple[SimProject, SimApiKey]]:
+        """The keys with background usage, in organization order; with
+        `active_keys`, the most recently used ones, moved into the active window."""
+        spec = self.spec
+        since = self.now - ACTIVE_WINDOW
+        candidates = [
+            (project, key) for project in self.org.projects() for key in self.org.keys(project.id)
+        ]
+        if spec.active_keys is None:
+            return [
+                (p, k)
+                for p, k in candidates
+                if k.last_used_at is not None and k.last_used_at >= since
+            ]
+        ranked = sorted(
+            range(len(candidates)),
+            key=lambda i: -(candidates[i][1].last_used_at or -1),
+        )
+        chosen = sorted(ranked[: max(0, spec.active_keys)])
+        active: list[tuple[SimProject, SimApiKey]] = []
+        for i in chosen:
+            project, key = candidates[i]
+            if key.last_used_at is None or key.last_used_at < since:
+                used = max(key.created_at, self.now - series_hash(spec.seed, key.id) % (2 * HOUR))
+                key = self.org.set_key_last_used(project.id, key.id, used)
+            active.append((project, key))
+        return active
+
+    def _usage(self, active: list[tuple[SimProject, SimApiKey]]) -> None:
+        spec = self.spec
+        usage = self.org.usage
+        usage.lateness = spec.usage_lateness
+        usage.cost_lateness = spec.cost_lateness
+        plan = UsagePlan(spec.usage_sources, spec.models_per_source, spec.seed)
+        projects: dict[str, tuple[SimProject, str | None]] = {}
+        for index, (project, key) in enumerate(active):
+            owner = key.owner
+            user_id = owner.id if isinstance(owner, SimUser) else None
+            if project.id not in projects or projects[project.id][1] is None:
+                projects[project.id] = (project, user_id)
+            plan_series(
+                usage,
+                plan,
+                project_id=project.id,
+                api_key_id=key.id,
+                user_id=user_id,
+                start=key.created_at,
+                index=index,
+            )
+        for index, (project, user_id) in enumerate(projects.values()):
+            h = series_hash(spec.seed, project.id, "costs")
+            if index % plan.playground_every == 0 and "completions" in spec.usage_sources:
+                # Usage without a key (the playground): api_key_id null.
+                usage.add_series(
+                    "completions",
+                    project_id=project.id,
+                    api_key_id=None,
+                    user_id=user_id,
+                    model="gpt-4o",
+                    start=project.created_at,
+                    rate=2 + h % 5,
+                    per_request={"input_tokens": 800, "output_tokens": 400},
+                )
+            usage.add_cost_series(
+                STORAGE_LINE_ITEM,
+                project_id=project.id,
+                start=project.created_at,
+                micro_per_hour=100 + h % 900,
+                quantity_per_hour=1 + (h >> 10) % 20,
+                quantity_unit="gibibyte_hours",
+            )
+        if projects:
+            # A cost of no project at all.
+            usage.add_cost_series(
+                COMMITMENT_LINE_ITEM,
+                project_id=None,
+                start=self.now - 400 * DAY,
+                micro_per_hour=50_000,
+            )
+
+    def _spend_controls(self) -> None:
+        """An organization limit and two alerts; a limit for most projects (the first one
+        enforcing), none for every fourth and the last; an alert at 80% of each limit."""
+        rng = random.Random(f"organization-spend-{self.spec.seed}")
+        org = self.org
+        org.set_spend_limit(500_000)
+        org.add_spend_alert(250_000, subject_prefix="OpenAI spend")
+        org.add_spend_alert(400_000, recipients=("finance@example.com", "cto@example.com"))
+        projects = org.projects(include_archived=True)
+        for index, project in enumerate(projects):
+            if len(projects) > 1 and (index % 4 == 3 or index == len(projects) - 1):
+                continue
+            cents = 10_000 if index == 0 else rng.randrange(1, 50) * 10_000
+            org.set_project_spend_limit(project.id, cents, enforcing=index == 0)
+            if index == 0:
+                org.add_project_spend_alert(project.id, cents // 2)
+            org.add_project_spend_alert(project.id, cents * 8 // 10)
 
     def _fill(self, project: SimProject, ages: list[int]) -> None:
         spec = self.spec

@@ -24,8 +24,10 @@ class PageQuery:
     after: str | None
 
 
-def page_query(query: Mapping[str, str]) -> PageQuery:
-    return PageQuery(limit=_limit(query.get("limit")), after=query.get("after") or None)
+def page_query(query: Mapping[str, str], *, default_limit: int = DEFAULT_LIMIT) -> PageQuery:
+    return PageQuery(
+        limit=_limit(query.get("limit"), default_limit), after=query.get("after") or None
+    )
 
 
 def include_archived(query: Mapping[str, str]) -> bool:
@@ -86,9 +88,9 @@ def unknown_cursor(after: str) -> ApiError:
     )
 
 
-def _limit(raw: str | None) -> int:
+def _limit(raw: str | None, default: int) -> int:
     if raw is None:
-        return DEFAULT_LIMIT
+        return default
     if not _INTEGER.fullmatch(raw):
         raise ApiError(
             400,

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from exporter.simulator.billing import SimRateLimit, SimSpendAlert, SimSpendLimit
 from exporter.simulator.organization import (
     SimAdminKey,
     SimApiKey,
@@ -153,6 +154,66 @@ def service_account(a: SimServiceAccount) -> JsonObject:
         "role": a.role,
         "created_at": a.created_at,
     }
+
+
+def bucket(start: int, end: int, results: list[JsonObject]) -> JsonObject:
+    return {"object": "bucket", "start_time": start, "end_time": end, "results": results}
+
+
+def bucket_page(buckets: Sequence[JsonObject], next_page: str | None) -> JsonObject:
+    """The usage and costs envelope: `has_more` exactly when there is a `next_page`."""
+    return {
+        "object": "page",
+        "data": list(buckets),
+        "has_more": next_page is not None,
+        "next_page": next_page,
+    }
+
+
+def spend_limit(limit: SimSpendLimit, *, project: bool) -> JsonObject:
+    return {
+        "object": "project.spend_limit" if project else "organization.spend_limit",
+        "threshold_amount": limit.threshold_amount,
+        "currency": "USD",
+        "interval": "month",
+        "enforcement": {"status": limit.status},
+    }
+
+
+def spend_alert(alert: SimSpendAlert, *, project: bool) -> JsonObject:
+    return {
+        "id": alert.id,
+        "object": "project.spend_alert" if project else "organization.spend_alert",
+        "threshold_amount": alert.threshold_amount,
+        "currency": "USD",
+        "interval": "month",
+        "notification_channel": {
+            "type": "email",
+            "recipients": list(alert.recipients),
+            "subject_prefix": alert.subject_prefix,
+        },
+    }
+
+
+def rate_limit(limit: SimRateLimit) -> JsonObject:
+    """`project.rate_limit`; the optional maxima only for the models that have them."""
+    body: JsonObject = {
+        "object": "project.rate_limit",
+        "id": limit.id,
+        "model": limit.model,
+        "max_requests_per_1_minute": limit.max_requests_per_1_minute,
+        "max_tokens_per_1_minute": limit.max_tokens_per_1_minute,
+    }
+    for name in (
+        "max_images_per_1_minute",
+        "max_audio_megabytes_per_1_minute",
+        "max_requests_per_1_day",
+        "batch_1_day_max_input_tokens",
+    ):
+        value = getattr(limit, name)
+        if value is not None:
+            body[name] = value
+    return body
 
 
 def envelope(data: Sequence[JsonObject], *, has_more: bool) -> JsonObject:

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter.simulator.app import NO_RESPONSE, SimulatorState, serve_simulator
-from exporter.simulator.faults import LIST_ENDPOINTS, Fault, FaultInjector, ListEndpoint
+from exporter.simulator.app import NO_RESPONSE, USAGE_ENDPOINTS, SimulatorState, serve_simulator
+from exporter.simulator.faults import API_ENDPOINTS, ApiEndpoint, Fault, FaultInjector
 from exporter.simulator.organization import Organization
 
 Client = TestClient[web.Request, web.Application]
@@ -353,7 +353,7 @@ async def test_random_mix_over_http(client: Client, state: SimulatorState) -> No
 
 # -- one endpoint failing, the others untouched ----------------------------
 
-ENDPOINT_PATHS: dict[ListEndpoint, str] = {
+ENDPOINT_PATHS: dict[ApiEndpoint, str] = {
     "projects": PROJECTS,
     "api_keys": _keys_url("proj_main"),
     "admin_api_keys": "/v1/organization/admin_api_keys",
@@ -361,11 +361,21 @@ ENDPOINT_PATHS: dict[ListEndpoint, str] = {
     "invites": "/v1/organization/invites",
     "certificates": "/v1/organization/certificates",
     "service_accounts": f"{PROJECTS}/proj_main/service_accounts",
+    **{
+        endpoint: f"/v1/organization/usage/{source}?start_time={NOW - 86_400}"
+        for source, endpoint in USAGE_ENDPOINTS.items()
+    },
+    "costs": f"/v1/organization/costs?start_time={NOW - 86_400}",
+    "spend_limit": "/v1/organization/spend_limit",
+    "project_spend_limit": f"{PROJECTS}/proj_main/spend_limit",
+    "spend_alerts": "/v1/organization/spend_alerts",
+    "project_spend_alerts": f"{PROJECTS}/proj_main/spend_alerts",
+    "rate_limits": f"{PROJECTS}/proj_main/rate_limits",
 }
 
 
 def test_every_list_endpoint_has_a_path_here() -> None:
-    assert set(ENDPOINT_PATHS) == set(LIST_ENDPOINTS)
+    assert set(ENDPOINT_PATHS) == set(API_ENDPOINTS)
 
 
 @pytest.fixture
@@ -377,19 +387,21 @@ def full_org(state: SimulatorState, project_id: str) -> Organization:
     org.add_certificate("cert", created_at=NOW, expires_at=NOW + 9)
     org.add_service_account(project_id, "bot", created_at=NOW)
     org.add_service_account("proj_other", "other bot", created_at=NOW)
+    org.set_spend_limit(100_000)
+    org.set_project_spend_limit(project_id, 10_000)
     return org
 
 
-@pytest.mark.parametrize("failing", LIST_ENDPOINTS)
+@pytest.mark.parametrize("failing", API_ENDPOINTS)
 async def test_a_fault_on_one_endpoint_leaves_the_others_alone(
-    client: Client, state: SimulatorState, full_org: Organization, failing: ListEndpoint
+    client: Client, state: SimulatorState, full_org: Organization, failing: ApiEndpoint
 ) -> None:
     state.faults.add(Fault("status", status=503), endpoint=failing, times=None)
     for _ in range(2):
         for endpoint, path in ENDPOINT_PATHS.items():
             status = await _status(client, path)
             assert status == (503 if endpoint == failing else 200), endpoint
-    for endpoint in LIST_ENDPOINTS:
+    for endpoint in API_ENDPOINTS:
         assert state.request_count(endpoint) == 2
         statuses = {r.status for r in state.requests if r.endpoint == endpoint}
         assert statuses == ({503} if endpoint == failing else {200})
@@ -409,7 +421,7 @@ async def test_project_filter_applies_to_service_accounts(
 
 @pytest.mark.parametrize("endpoint", ["admin_api_keys", "users", "invites", "certificates"])
 async def test_wrong_shape_of_the_new_listings_has_string_timestamps(
-    client: Client, state: SimulatorState, full_org: Organization, endpoint: ListEndpoint
+    client: Client, state: SimulatorState, full_org: Organization, endpoint: ApiEndpoint
 ) -> None:
     state.faults.add(Fault("wrong_shape"), endpoint=endpoint)
     async with client.get(ENDPOINT_PATHS[endpoint]) as response:
