@@ -35,6 +35,12 @@ DEFAULT_PORT = 9471
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RESERVED_PATHS = ("/", "/healthz", "/readyz")
 DEFAULT_RETRY_INTERVAL = 60.0
+# What --usage.group-by can name: the usage series' labels besides source.
+USAGE_DIMENSIONS = ("project_id", "api_key_id", "model")
+# The lookbacks must fit one page: hourly usage buckets (limit up to 168 of them) and
+# daily cost buckets (up to 180, which also cover the month so far).
+MAX_USAGE_LOOKBACK = 167 * 3600.0
+MAX_COSTS_LOOKBACK = 178 * 86400.0
 
 
 def _duration(value: object) -> object:
@@ -121,6 +127,11 @@ class Settings(BaseSettings):
     openai_project_include: re.Pattern[str] | None = None
     openai_project_exclude: re.Pattern[str] | None = None
     metrics_owner_email: bool = False
+    usage_interval: Duration = Field(default=300.0, gt=0)
+    usage_lookback: Duration = Field(default=3 * 3600.0, gt=0)
+    usage_group_by: str = ",".join(USAGE_DIMENSIONS)
+    costs_interval: Duration = Field(default=3600.0, gt=0)
+    costs_lookback: Duration = Field(default=3 * 86400.0, gt=0)
     demo: bool = False
     # Resolved by load_settings from --collector.<name> and OPENAI_EXPORTER_COLLECTOR_<NAME>.
     enabled_collectors: tuple[str, ...] = tuple(
@@ -160,6 +171,31 @@ class Settings(BaseSettings):
             except OSError as error:
                 raise ValueError(f"cannot read: {error.strerror or type(error).__name__}") from None
         return value
+
+    @field_validator("usage_lookback")
+    @classmethod
+    def _check_usage_lookback(cls, value: float) -> float:
+        if value > MAX_USAGE_LOOKBACK:
+            raise ValueError("must be at most 167h: its hourly buckets must fit one page (168)")
+        return value
+
+    @field_validator("costs_lookback")
+    @classmethod
+    def _check_costs_lookback(cls, value: float) -> float:
+        if value > MAX_COSTS_LOOKBACK:
+            raise ValueError("must be at most 178d: its daily buckets must fit one page (180)")
+        return value
+
+    @field_validator("usage_group_by")
+    @classmethod
+    def _check_usage_group_by(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(USAGE_DIMENSIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown dimension {', '.join(unknown)}; known: {', '.join(USAGE_DIMENSIONS)}"
+            )
+        return ",".join(name for name in USAGE_DIMENSIONS if name in names)
 
     @field_validator("openai_project_include")
     @classmethod
@@ -208,6 +244,11 @@ class Settings(BaseSettings):
                 f"unknown collector {', '.join(unknown)}; known: {', '.join(COLLECTOR_NAMES)}"
             )
         return tuple(name for name in COLLECTOR_NAMES if name in value)
+
+    @property
+    def usage_dimensions(self) -> tuple[str, ...]:
+        """The usage dimensions grouped by, in label order (may be none)."""
+        return tuple(name for name in self.usage_group_by.split(",") if name)
 
     @property
     def listen_address(self) -> ListenAddress:
@@ -320,6 +361,32 @@ OPTIONS: tuple[Option, ...] = (
         "add email labels: owner_email to openai_api_key_info, user_email to "
         "openai_user_info, invite_email to openai_invite_info",
         "bool",
+    ),
+    Option(
+        "--usage.interval",
+        "usage_interval",
+        "how often the usage collector re-reads its window (default 5m)",
+    ),
+    Option(
+        "--usage.lookback",
+        "usage_lookback",
+        "the trailing window of hourly usage buckets each poll re-reads (default 3h, at most 167h)",
+    ),
+    Option(
+        "--usage.group-by",
+        "usage_group_by",
+        "comma-separated subset of project_id,api_key_id,model to break usage down by; a "
+        "dimension left out has an empty label value (default all three)",
+    ),
+    Option(
+        "--costs.interval",
+        "costs_interval",
+        "how often the costs and spend_limits collectors refresh (default 1h)",
+    ),
+    Option(
+        "--costs.lookback",
+        "costs_lookback",
+        "the trailing window of daily cost buckets each poll re-reads (default 3d, at most 178d)",
     ),
 )
 _BY_FIELD = {option.field: option for option in OPTIONS}

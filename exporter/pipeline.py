@@ -36,12 +36,20 @@ def enabled_collectors(settings: Settings) -> tuple[AnyCollector, ...]:
         ).keeps,
         concurrency=settings.openai_concurrency,
         emails=settings.metrics_owner_email,
+        usage_lookback=settings.usage_lookback,
+        usage_group_by=settings.usage_dimensions,
+        costs_lookback=settings.costs_lookback,
     )
     return build_collectors(settings.enabled_collectors, options)
 
 
 def collector_ttl(settings: Settings, name: str) -> float:
-    """How long a collector's state is served before a refresh (``--cache.ttl``)."""
+    """How long a collector's state is served before a refresh: ``--usage.interval`` for
+    usage, ``--costs.interval`` for costs and spend limits, else ``--cache.ttl``."""
+    if name == "usage":
+        return settings.usage_interval
+    if name in ("costs", "spend_limits"):
+        return settings.costs_interval
     return settings.cache_ttl
 
 

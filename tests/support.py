@@ -4,6 +4,7 @@ parsed samples."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from exporter.simulator.organization import Organization
 
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 
-# The metric names of the public contract (issues 2 and 9), as a scrape exposes them.
+# The metric names of the public contract (issues 2, 9 and 10), as a scrape exposes them.
 CONTRACT = {
     "openai_up",
     "openai_project_info",
@@ -65,6 +66,28 @@ CONTRACT = {
     "openai_service_account_info",
     "openai_service_account_created_timestamp_seconds",
     "openai_project_service_accounts",
+    # Collector usage.
+    "openai_usage_requests_total",
+    "openai_usage_input_tokens_total",
+    "openai_usage_cached_input_tokens_total",
+    "openai_usage_output_tokens_total",
+    "openai_usage_images_total",
+    "openai_usage_characters_total",
+    "openai_usage_audio_seconds_total",
+    # Collector costs.
+    "openai_cost_usd_total",
+    "openai_project_spend_month_to_date_usd",
+    "openai_organization_spend_month_to_date_usd",
+    # Collector spend_limits.
+    "openai_organization_spend_limit_usd",
+    "openai_project_spend_limit_usd",
+    "openai_organization_spend_limit_enforcing",
+    "openai_project_spend_limit_enforcing",
+    "openai_organization_spend_alert_threshold_usd",
+    "openai_project_spend_alert_threshold_usd",
+    # Collector rate_limits (off by default).
+    "openai_project_rate_limit_requests_per_minute",
+    "openai_project_rate_limit_tokens_per_minute",
 }
 DAY = 86400
 SCRAPE_TIMEOUT = 10.0  # what the test scrapes announce, as Prometheus does
@@ -83,27 +106,47 @@ class Simulation:
         return [r.query for r in self.state.requests if r.endpoint == endpoint]
 
 
+# The credential collectors: what a test of the inventory runs unless it asks for more
+# (usage, costs and spend limits, also on by default, make requests of their own that
+# would blur the inventory's request counts and failure lines; they have their tests).
+INVENTORY_COLLECTORS = ("api_keys", "admin_api_keys", "users", "invites", "certificates")
+
+
 def exporter_settings(base_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"admin_key": SecretStr(FAKE_ADMIN_KEY), "base_url": base_url}
+    values: dict[str, Any] = {
+        "admin_key": SecretStr(FAKE_ADMIN_KEY),
+        "base_url": base_url,
+        "enabled_collectors": INVENTORY_COLLECTORS,
+    }
     values.update(overrides)
     return Settings(**values)
 
 
 @dataclass
 class FakeTime:
-    """Monotonic time that tests move; sleeps are recorded and return at once."""
+    """Monotonic time that tests move; sleeps are recorded and return at once. With
+    ``wall_now`` set, the wall clock is fake too (``advance`` moves both)."""
 
     monotonic_now: float = 1000.0
     sleeps: list[float] = field(default_factory=list)
+    wall_now: float | None = None
 
     def monotonic(self) -> float:
         return self.monotonic_now
+
+    def wall(self) -> float:
+        return time.time() if self.wall_now is None else self.wall_now
+
+    def advance(self, seconds: float) -> None:
+        self.monotonic_now += seconds
+        if self.wall_now is not None:
+            self.wall_now += seconds
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
     def clocks(self) -> Clocks:
-        return Clocks(monotonic=self.monotonic, sleep=self.sleep)
+        return Clocks(wall=self.wall, monotonic=self.monotonic, sleep=self.sleep)
 
 
 ExporterFactory = Callable[..., Awaitable[TestClient[Any, Any]]]

@@ -12,8 +12,12 @@ from exporter.collectors.api_keys import ApiKeysCollector
 from exporter.collectors.base import AnyCollector, Options
 from exporter.collectors.catalog import COLLECTOR_NAMES
 from exporter.collectors.certificates import CertificatesCollector
+from exporter.collectors.costs import CostsCollector
 from exporter.collectors.invites import InvitesCollector
+from exporter.collectors.rate_limits import RateLimitsCollector
 from exporter.collectors.service_accounts import ServiceAccountsCollector
+from exporter.collectors.spend_limits import SpendLimitsCollector
+from exporter.collectors.usage import UsageCollector
 from exporter.collectors.users import UsersCollector
 
 REGISTRY: tuple[type[AnyCollector], ...] = (
@@ -23,6 +27,10 @@ REGISTRY: tuple[type[AnyCollector], ...] = (
     InvitesCollector,
     CertificatesCollector,
     ServiceAccountsCollector,
+    UsageCollector,
+    CostsCollector,
+    SpendLimitsCollector,
+    RateLimitsCollector,
 )
 
 _BY_NAME = {collector.name: collector for collector in REGISTRY}

@@ -64,15 +64,20 @@ class Options:
     project_filter: Callable[[str, str], bool] = field(default=lambda _id, _name: True)
     concurrency: int = 8
     emails: bool = False  # the *_email labels
+    usage_lookback: float = 3 * 3600.0  # seconds of hourly usage buckets each poll re-reads
+    usage_group_by: tuple[str, ...] = ("project_id", "api_key_id", "model")
+    costs_lookback: float = 3 * 86400.0  # seconds of daily cost buckets each poll re-reads
 
 
 @dataclass
 class Attempt(Generic[RowsT]):
     """What a fetch has gathered so far; the runner keeps it when the deadline cuts the
     fetch short. ``build`` stays None until the rows can be built at all (a listing
-    that failed before that keeps the collector's last good rows)."""
+    that failed before that keeps the collector's last good rows). ``started_at`` is the
+    wall-clock time the refresh began (the windows of usage and costs end there)."""
 
     previous: RowsT | None
+    started_at: float = 0.0
     errors: list[UpstreamError] = field(default_factory=list)
     build: Callable[[], RowsT] | None = None
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
-# name -> on by default. service_accounts is off: one more request per project.
+# name -> on by default. service_accounts and rate_limits are off: one more request per
+# project each (and rate_limits one series pair per project and model).
 COLLECTOR_DEFAULTS: Final[dict[str, bool]] = {
     "api_keys": True,
     "admin_api_keys": True,
@@ -17,5 +18,9 @@ COLLECTOR_DEFAULTS: Final[dict[str, bool]] = {
     "invites": True,
     "certificates": True,
     "service_accounts": False,
+    "usage": True,
+    "costs": True,
+    "spend_limits": True,
+    "rate_limits": False,
 }
 COLLECTOR_NAMES: Final[tuple[str, ...]] = tuple(COLLECTOR_DEFAULTS)

@@ -8,7 +8,7 @@ resource lives under ``/organization/projects/{id}/...`` (api keys, service acco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -66,16 +66,44 @@ async def list_per_project(
     A project listing that fails is appended to ``errors`` (its project keeps whatever
     the caller merges in for it); a failed project list raises.
     """
-    semaphore = asyncio.Semaphore(options.concurrency)
 
     async def list_one(project_id: str) -> None:
+        items = await list_all(client, endpoint, path_args={"project_id": project_id})
+        progress.listed[project_id] = tuple(record(item) for item in items)
+
+    await for_each_project(
+        client,
+        list_one,
+        options,
+        progress.projects,
+        errors,
+        lists=lists,
+        on_projects_listed=on_projects_listed,
+    )
+
+
+async def for_each_project(
+    client: AdminApiClient,
+    read: Callable[[str], Awaitable[None]],
+    options: Options,
+    projects: list[ApiProject],
+    errors: list[UpstreamError],
+    *,
+    lists: Callable[[ApiProject], bool] = lambda _project: True,
+    on_projects_listed: Callable[[], None] = lambda: None,
+) -> None:
+    """Every project the filters keep (appended to ``projects``), and ``read(project_id)``
+    for each of them that ``lists``, at most ``options.concurrency`` at once, each
+    starting as soon as its page of projects arrives. A ``read`` that fails is appended
+    to ``errors``; a failed project list raises."""
+    semaphore = asyncio.Semaphore(options.concurrency)
+
+    async def read_one(project_id: str) -> None:
         async with semaphore:
             try:
-                items = await list_all(client, endpoint, path_args={"project_id": project_id})
+                await read(project_id)
             except UpstreamError as error:
                 errors.append(error)
-                return
-        progress.listed[project_id] = tuple(record(item) for item in items)
 
     query = [("include_archived", "true")] if options.include_archived else []
     tasks: list[asyncio.Task[None]] = []
@@ -83,9 +111,9 @@ async def list_per_project(
         async for page in list_cursor(client, PROJECTS, query=query):
             for project in page:
                 if options.project_filter(project.id, project.name or ""):
-                    progress.projects.append(project)
+                    projects.append(project)
                     if lists(project):
-                        tasks.append(asyncio.create_task(list_one(project.id)))
+                        tasks.append(asyncio.create_task(read_one(project.id)))
         on_projects_listed()
         await asyncio.gather(*tasks)
     finally:

@@ -55,7 +55,9 @@ class CollectorRunner:
         collector = self.collector
         started_at = self._clocks.wall()
         begun = self._clocks.monotonic()
-        attempt: Attempt[Any] = Attempt(None if previous is None else previous.rows)
+        attempt: Attempt[Any] = Attempt(
+            None if previous is None else previous.rows, started_at=started_at
+        )
         try:
             client = self._client_factory()
             async with asyncio.timeout(self._deadline):

@@ -63,6 +63,12 @@ def test_every_default_collector_adds_one_listing_per_resource(small_run: dict[s
         max(1, math.ceil(len(listed) / 100))
         for listed in (org.admin_keys(), org.members(), org.invites(), org.certificates())
     )
+    projects = org.projects(include_archived=False)
+    # usage: one page per source (the window fits its limit); costs: one page; spend
+    # limits: the organization's limit and alerts, the project pages, and per active
+    # project its limit and its alerts.
+    pages += 6 + 1 + 2 + max(1, math.ceil(len(projects) / 100))
+    pages += 2 * len(projects)
     for refresh in small_run["refreshes"]:
         assert refresh["all_collectors_requests"] == SMALL.minimum_requests + pages
         assert refresh["all_collectors_result"] == "success"

@@ -183,7 +183,9 @@ def test_the_key_never_shows_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
     assert CANARY not in str(settings.model_dump())
 
 
-def test_collectors_default_to_all_but_service_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collectors_default_to_all_but_the_per_project_extras(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
     assert settings_from([]).enabled_collectors == (
         "api_keys",
@@ -191,6 +193,9 @@ def test_collectors_default_to_all_but_service_accounts(monkeypatch: pytest.Monk
         "users",
         "invites",
         "certificates",
+        "usage",
+        "costs",
+        "spend_limits",
     )
 
 
@@ -199,13 +204,61 @@ def test_collector_switches_flags_over_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_USERS", "false")
     monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_SERVICE_ACCOUNTS", "true")
     monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_INVITES", "false")
-    settings = settings_from(["--collector.invites", "--no-collector.certificates"])
+    monkeypatch.setenv("OPENAI_EXPORTER_COLLECTOR_COSTS", "false")
+    settings = settings_from(
+        ["--collector.invites", "--no-collector.certificates", "--collector.rate_limits"]
+    )
     assert settings.enabled_collectors == (
         "api_keys",
         "admin_api_keys",
         "invites",
         "service_accounts",
+        "usage",
+        "spend_limits",
+        "rate_limits",
     )
+
+
+def test_usage_and_costs_windows_and_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_EXPORTER_USAGE_GROUP_BY", " model , project_id")
+    settings = settings_from(["--usage.lookback=6h", "--costs.interval=30m"])
+    assert settings.usage_lookback == 6 * 3600
+    assert settings.usage_interval == 300
+    assert settings.usage_dimensions == ("project_id", "model"), "label order, not given order"
+    assert (settings.costs_interval, settings.costs_lookback) == (1800, 3 * 86400)
+    assert settings_from(["--usage.group-by="]).usage_dimensions == ()
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (
+            ["--usage.group-by=project_id,user_id"],
+            "--usage.group-by (OPENAI_EXPORTER_USAGE_GROUP_BY): unknown dimension user_id",
+        ),
+        (
+            ["--usage.lookback=168h"],
+            "--usage.lookback (OPENAI_EXPORTER_USAGE_LOOKBACK): must be at most 167h",
+        ),
+        (
+            ["--costs.lookback=200d"],
+            "--costs.lookback (OPENAI_EXPORTER_COSTS_LOOKBACK): must be at most 178d",
+        ),
+        (
+            ["--usage.interval=0"],
+            "--usage.interval (OPENAI_EXPORTER_USAGE_INTERVAL): Input should be greater than 0",
+        ),
+    ],
+)
+def test_bad_usage_settings_are_one_line_naming_them(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], problem: str
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    with pytest.raises(ConfigError) as raised:
+        settings_from(flags)
+    [line] = raised.value.problems
+    assert line.startswith(problem), line
 
 
 def test_a_bad_collector_switch_is_one_line_naming_it(

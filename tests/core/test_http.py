@@ -321,9 +321,21 @@ async def test_a_scrape_exposes_exactly_the_documented_metrics(
     org = simulation.org
     project = org.add_project("web")
     now = int(time.time())
-    org.add_key(project.id, "used", created_at=now - DAY, last_used_at=now)
+    used = org.add_key(project.id, "used", created_at=now - DAY, last_used_at=now)
     org.add_key(project.id, "never", created_at=now - DAY)
     org.add_service_account(project.id, "deploy bot")
+    for source, amounts in (
+        ("completions", {"input_tokens": 90, "input_cached_tokens": 10, "output_tokens": 20}),
+        ("embeddings", {"input_tokens": 40}),
+        ("images", {"images": 2}),
+        ("audio_speeches", {"characters": 300}),
+        ("audio_transcriptions", {"seconds": 30}),
+    ):
+        org.use_key(project.id, used.id, at=now - 60, source=source, requests=2, **amounts)  # type: ignore[arg-type]
+    org.set_spend_limit(100_000)
+    org.set_project_spend_limit(project.id, 10_000, enforcing=True)
+    org.add_spend_alert(80_000)
+    org.add_project_spend_alert(project.id, 5_000)
     org.add_admin_key("ci", value=FAKE_ADMIN_KEY, expires_at=now + DAY, last_used_at=now)
     org.add_member("Ada", "ada@example.com", api_key_last_used_at=now)
     org.add_invite("new@example.com", expires_at=now + DAY)

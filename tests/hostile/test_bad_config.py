@@ -67,6 +67,14 @@ BAD_VALUES: dict[str, list[Bad]] = {
         bad("5m5", "invalid duration"),
         bad("", "invalid duration", env_only=True),
     ],
+    "usage_interval": [bad("0", "greater than 0"), bad("often", "invalid duration")],
+    "usage_lookback": [bad("8d", "must be at most 167h"), bad("0s", "greater than 0")],
+    "usage_group_by": [
+        bad("project_id,user_id", "unknown dimension user_id"),
+        bad("batch", "unknown dimension batch"),
+    ],
+    "costs_interval": [bad("-1h", "invalid duration"), bad("0", "greater than 0")],
+    "costs_lookback": [bad("1y", "must be at most 178d"), bad("0", "greater than 0")],
     "cache_retry_interval": [
         bad("0s", "greater than 0"),
         bad("soon", "invalid duration"),
