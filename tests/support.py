@@ -19,7 +19,7 @@ from exporter.simulator.organization import Organization
 
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 
-# The metric names of the public contract (issues 2 and 9), as a scrape exposes them.
+# The metric names of the public contract (issues 2, 9 and 10), as a scrape exposes them.
 CONTRACT = {
     "openai_up",
     "openai_project_info",
@@ -65,6 +65,28 @@ CONTRACT = {
     "openai_service_account_info",
     "openai_service_account_created_timestamp_seconds",
     "openai_project_service_accounts",
+    # Collector usage (issue 10): counters from the hourly usage buckets.
+    "openai_usage_requests_total",
+    "openai_usage_input_tokens_total",
+    "openai_usage_cached_input_tokens_total",
+    "openai_usage_output_tokens_total",
+    "openai_usage_images_total",
+    "openai_usage_characters_total",
+    "openai_usage_audio_seconds_total",
+    # Collector costs: a counter from the daily cost buckets, month-to-date gauges.
+    "openai_cost_usd_total",
+    "openai_project_spend_month_to_date_usd",
+    "openai_organization_spend_month_to_date_usd",
+    # Collector spend_limits.
+    "openai_organization_spend_limit_usd",
+    "openai_project_spend_limit_usd",
+    "openai_organization_spend_limit_enforcing",
+    "openai_project_spend_limit_enforcing",
+    "openai_organization_spend_alert_threshold_usd",
+    "openai_project_spend_alert_threshold_usd",
+    # Collector rate_limits (off by default).
+    "openai_project_rate_limit_requests_per_minute",
+    "openai_project_rate_limit_tokens_per_minute",
 }
 DAY = 86400
 SCRAPE_TIMEOUT = 10.0  # what the test scrapes announce, as Prometheus does
