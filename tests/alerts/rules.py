@@ -58,6 +58,20 @@ EXPORTER_ALERTS = (
     "OpenAIExporterDataStale",
     "OpenAIExporterRateLimited",
 )
+# Alerts on what the organization's keys do and spend (issue 10: collectors usage, costs,
+# spend_limits): about one project key (named like KEY_ALERTS), and about spend against the
+# limits of a project or of the organization.
+USAGE_KEY_ALERTS = (
+    "OpenAIDormantApiKeyUsed",
+    "OpenAIApiKeyOfDepartedOwnerUsed",
+    "OpenAIApiKeyUsageSpike",
+)
+SPEND_ALERTS = (
+    "OpenAIProjectSpendNearLimit",
+    "OpenAIOrganizationSpendNearLimit",
+    "OpenAISpendLimitEnforcing",
+)
+USAGE_ALERTS = USAGE_KEY_ALERTS + SPEND_ALERTS
 # Exporter alerts labelled by the collector they are about.
 COLLECTOR_ALERTS = (
     "OpenAIExporterCollectorFailing",
@@ -165,11 +179,11 @@ def duration_seconds(text: str) -> float:
     return sum(int(n) * _DURATION_SECONDS[u] for n, u in parts)
 
 
-_DAYS_THRESHOLD = re.compile(r"[<>]\s*(\d+)\s*\*\s*86400")
+_DAYS_THRESHOLD = re.compile(r"[<>]=?\s*(\d+)\s*\*\s*86400")
 
 
 def days_thresholds(alert: str) -> list[int]:
-    """The `<days> * 86400` thresholds written in an alert's expression, in order."""
+    """The `<days> * 86400` thresholds (after >, >=, < or <=) of an alert's expression, in order."""
     return [int(days) for days in _DAYS_THRESHOLD.findall(alerts()[alert].expr)]
 
 

@@ -29,6 +29,9 @@ from tests.alerts.rules import (
     RULES_FILE,
     RUNBOOK,
     RUNBOOK_URL,
+    SPEND_ALERTS,
+    USAGE_ALERTS,
+    USAGE_KEY_ALERTS,
     Rule,
     alerts,
     duration_seconds,
@@ -61,12 +64,19 @@ SHIPPED_ALERTS = {
     "OpenAIExporterCollectorFailing": "warning",
     "OpenAIExporterDataStale": "warning",
     "OpenAIExporterRateLimited": "info",
+    "OpenAIDormantApiKeyUsed": "critical",
+    "OpenAIApiKeyOfDepartedOwnerUsed": "critical",
+    "OpenAIApiKeyUsageSpike": "warning",
+    "OpenAIProjectSpendNearLimit": "warning",
+    "OpenAIOrganizationSpendNearLimit": "warning",
+    "OpenAISpendLimitEnforcing": "critical",
 }
 SHIPPED_RECORDING_RULES = {
     "openai_api_key:info",
     "openai_api_key:age_seconds",
     "openai_api_key:idle_seconds",
     "openai_api_key:never_used",
+    "openai_api_key:usage_tokens:rate1h",
     "openai_admin_api_key:age_seconds",
     "openai_admin_api_key:idle_seconds",
 }
@@ -75,6 +85,7 @@ DASHBOARD_OF = {
     **dict.fromkeys(KEY_ALERTS + PROJECT_ALERTS, "openai-api-keys"),
     **dict.fromkeys(EXPORTER_ALERTS, "openai-key-exporter-health"),
     **dict.fromkeys(CREDENTIAL_ALERTS, "openai-credentials"),
+    **dict.fromkeys(USAGE_ALERTS, "openai-usage-and-spend"),
     # A project key, but its owner's membership is on the credentials dashboard.
     "OpenAIApiKeyOwnerLeftOrganization": "openai-credentials",
 }
@@ -118,6 +129,31 @@ THRESHOLD_MUTATIONS = [
     ("OpenAIExporterRateLimited", "> 0", "> -1"),
     ("OpenAIExporterRateLimited", "> 0", "> 15"),
     ("OpenAIExporterRateLimited", '"rate_limited"', '"server_error"'),
+    ("OpenAIDormantApiKeyUsed", "30 * 86400", "29 * 86400"),
+    ("OpenAIDormantApiKeyUsed", "30 * 86400", "31 * 86400"),
+    ("OpenAIDormantApiKeyUsed", "offset 1h == 1", "offset 1h == 0"),
+    ("OpenAIApiKeyOfDepartedOwnerUsed", "> 0", "> -1"),
+    ("OpenAIApiKeyOfDepartedOwnerUsed", "> 0", "> 20"),
+    ("OpenAIApiKeyOfDepartedOwnerUsed", '"inactive"', '"active"'),
+    ("OpenAIApiKeyOfDepartedOwnerUsed", "== 0", "== 1"),
+    ("OpenAIApiKeyUsageSpike", "> 1000", "> 800"),
+    ("OpenAIApiKeyUsageSpike", "> 1000", "> 20000"),
+    ("OpenAIApiKeyUsageSpike", "> 5", "> 2"),
+    ("OpenAIApiKeyUsageSpike", "> 5", "> 20"),
+    ("OpenAIProjectSpendNearLimit", ">= 80", ">= 79"),
+    ("OpenAIProjectSpendNearLimit", ">= 80", ">= 81"),
+    ("OpenAIOrganizationSpendNearLimit", ">= 80", ">= 79"),
+    ("OpenAIOrganizationSpendNearLimit", ">= 80", ">= 81"),
+    (
+        "OpenAISpendLimitEnforcing",
+        "openai_organization_spend_limit_enforcing == 1",
+        "openai_organization_spend_limit_enforcing == 0",
+    ),
+    (
+        "OpenAISpendLimitEnforcing",
+        "openai_project_spend_limit_enforcing == 1",
+        "openai_project_spend_limit_enforcing == 0",
+    ),
 ]
 
 
@@ -161,9 +197,10 @@ def test_shipped_alert_names_are_exactly_these() -> None:
     assert {name: rule.labels.get("severity") for name, rule in alerts().items()} == (
         SHIPPED_ALERTS
     )
-    groups = KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + EXPORTER_ALERTS
+    groups = KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + EXPORTER_ALERTS + USAGE_ALERTS
     assert sorted(groups) == sorted(SHIPPED_ALERTS), "each alert in exactly one group"
     assert set(ADMIN_KEY_ALERTS + CERTIFICATE_ALERTS) == set(CREDENTIAL_ALERTS)
+    assert set(USAGE_KEY_ALERTS + SPEND_ALERTS) == set(USAGE_ALERTS)
     assert set(COLLECTOR_ALERTS) <= set(EXPORTER_ALERTS)
 
 
@@ -207,9 +244,11 @@ WITHOUT_NUMERIC_THRESHOLD = {
     "OpenAIAdminApiKeyNoExpiry",
     "OpenAIExporterDown",
     "OpenAIExporterCollectorFailing",
+    "OpenAISpendLimitEnforcing",
 }
-# Idle days of used keys, then age in days of never-used ones.
-WITH_TWO_THRESHOLDS = {"OpenAIAdminApiKeyUnused"}
+# OpenAIAdminApiKeyUnused: idle days of used keys, then age in days of never-used ones.
+# OpenAIApiKeyUsageSpike: the floor in tokens per minute, then the factor over the baseline.
+WITH_TWO_THRESHOLDS = {"OpenAIAdminApiKeyUnused", "OpenAIApiKeyUsageSpike"}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
@@ -226,7 +265,9 @@ def test_threshold_is_the_single_ordering_comparison(name: str) -> None:
 def test_alert_conventions(name: str) -> None:
     rule = alerts()[name]
     assert re.fullmatch(
-        r"OpenAI(ApiKey|Project|AdminApiKey|Certificate|Exporter)[A-Z][A-Za-z]+", name
+        r"OpenAI(ApiKey|DormantApiKey|Project|Organization|Spend|AdminApiKey|Certificate|Exporter)"
+        r"[A-Z][A-Za-z]+",
+        name,
     )
     assert rule.for_ is not None, f"{name} has no for:"
     assert duration_seconds(rule.for_) > 0
@@ -240,9 +281,9 @@ def test_alert_conventions(name: str) -> None:
     assert summary[0].isupper()
 
     description = rule.annotations["description"]
-    if name in KEY_ALERTS:
+    if name in KEY_ALERTS + USAGE_KEY_ALERTS:
         needed = ["project_name", "project_id", "api_key_name", "api_key_id", "owner_name"]
-    elif name in PROJECT_ALERTS:
+    elif name in PROJECT_ALERTS or name == "OpenAIProjectSpendNearLimit":
         needed = ["project_name", "project_id"]
     elif name in ADMIN_KEY_ALERTS:
         needed = ["admin_api_key_name", "admin_api_key_id"]
@@ -313,7 +354,7 @@ def test_every_alert_has_a_firing_case_with_labels_and_annotations(name: str) ->
         for expected in case["exp_alerts"]:
             assert expected["exp_labels"]["severity"] == rule.labels["severity"]
             assert set(expected["exp_annotations"]) == set(rule.annotations)
-            if name in KEY_ALERTS:
+            if name in KEY_ALERTS + USAGE_KEY_ALERTS:
                 for label in ("project_name", "api_key_name", "owner_name", "owner_type"):
                     assert label in expected["exp_labels"], f"{name} case lacks {label}"
             if name in ADMIN_KEY_ALERTS:
@@ -404,7 +445,7 @@ def test_amtool_check_config() -> None:
     result = run(require_tool(AMTOOL), "check-config", str(ALERTMANAGER_EXAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "3 inhibit rules" in result.stdout
+    assert "5 inhibit rules" in result.stdout
 
 
 def receiver_for(*labels: str) -> str:
@@ -454,6 +495,30 @@ def firing_labels(name: str) -> list[dict[str, str]]:
     ]
 
 
+_MATCHER = re.compile(r'^(\w+) (=~|=) "(.*)"$')
+
+
+def matched_alert(matchers: list[str]) -> tuple[str, list[tuple[str, str, str]]]:
+    """The alertname an inhibit rule's matchers name, and their other matchers."""
+    parsed = []
+    for matcher in matchers:
+        found = _MATCHER.match(matcher)
+        assert found, f"unexpected matcher {matcher!r}"
+        parsed.append((found.group(1), found.group(2), found.group(3)))
+    (name,) = [value for label, op, value in parsed if label == "alertname" and op == "="]
+    return name, [m for m in parsed if m[0] != "alertname"]
+
+
+def matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
+    """Alertmanager's reading: a missing label is the empty string; =~ is anchored."""
+    return all(
+        labels.get(label, "") == value
+        if op == "="
+        else re.fullmatch(value, labels.get(label, "")) is not None
+        for label, op, value in matchers
+    )
+
+
 def test_each_inhibition_mutes_a_lesser_alert_about_the_same_subject() -> None:
     """An inhibit rule names shipped alerts, a source more severe than its target, and
     `equal` labels that both carry (a label missing on both sides would match everything)."""
@@ -461,11 +526,11 @@ def test_each_inhibition_mutes_a_lesser_alert_about_the_same_subject() -> None:
     rank = {"info": 0, "warning": 1, "critical": 2}
     pairs = set()
     for rule in config["inhibit_rules"]:
-        ((source,),) = [re.findall(r'alertname = "(\w+)"', m) for m in rule["source_matchers"]]
-        ((target,),) = [re.findall(r'alertname = "(\w+)"', m) for m in rule["target_matchers"]]
+        source, source_matchers = matched_alert(rule["source_matchers"])
+        target, target_matchers = matched_alert(rule["target_matchers"])
         assert rank[SHIPPED_ALERTS[source]] > rank[SHIPPED_ALERTS[target]], (source, target)
-        for name in (source, target):
-            cases = firing_labels(name)
+        for name, extra in ((source, source_matchers), (target, target_matchers)):
+            cases = [labels for labels in firing_labels(name) if matches(labels, extra)]
             assert cases, name
             for labels in cases:
                 assert set(rule["equal"]) <= set(labels), (name, rule["equal"])
@@ -474,6 +539,30 @@ def test_each_inhibition_mutes_a_lesser_alert_about_the_same_subject() -> None:
         ("OpenAIApiKeyRotationOverdue", "OpenAIApiKeyRotationDue"),
         ("OpenAIExporterAdminKeyExpiring", "OpenAIAdminApiKeyExpiringSoon"),
         ("OpenAICertificateExpired", "OpenAICertificateExpiringSoon"),
+        ("OpenAISpendLimitEnforcing", "OpenAIProjectSpendNearLimit"),
+        ("OpenAISpendLimitEnforcing", "OpenAIOrganizationSpendNearLimit"),
+    }
+
+
+def test_spend_inhibitions_keep_organization_and_projects_apart() -> None:
+    """A project's enforcing limit does not mute the organization's near-limit warning,
+    nor the organization's enforcing limit a project's."""
+    config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
+    project_enforcing = {"alertname": "OpenAISpendLimitEnforcing", "project_id": "proj_a"}
+    organization_enforcing = {"alertname": "OpenAISpendLimitEnforcing"}
+    muted = set()
+    for rule in config["inhibit_rules"]:
+        source, source_matchers = matched_alert(rule["source_matchers"])
+        target, _ = matched_alert(rule["target_matchers"])
+        if source != "OpenAISpendLimitEnforcing":
+            continue
+        subjects = (("project", project_enforcing), ("organization", organization_enforcing))
+        for who, labels in subjects:
+            if matches(labels, source_matchers):
+                muted.add((who, target))
+    assert muted == {
+        ("project", "OpenAIProjectSpendNearLimit"),
+        ("organization", "OpenAIOrganizationSpendNearLimit"),
     }
 
 
@@ -482,8 +571,13 @@ def test_the_inhibited_pairs_fire_together_for_the_same_subject() -> None:
     what keeps a second notification away, so it must have something to do."""
     config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
     for rule in config["inhibit_rules"]:
-        (source,) = re.findall(r'alertname = "(\w+)"', rule["source_matchers"][0])
-        (target,) = re.findall(r'alertname = "(\w+)"', rule["target_matchers"][0])
-        targets = {tuple(labels[k] for k in rule["equal"]) for labels in firing_labels(target)}
+        source, source_matchers = matched_alert(rule["source_matchers"])
+        target, target_matchers = matched_alert(rule["target_matchers"])
+        targets = {
+            tuple(labels[k] for k in rule["equal"])
+            for labels in firing_labels(target)
+            if matches(labels, target_matchers)
+        }
         for labels in firing_labels(source):
-            assert tuple(labels[k] for k in rule["equal"]) in targets, (source, labels)
+            if matches(labels, source_matchers):
+                assert tuple(labels[k] for k in rule["equal"]) in targets, (source, labels)

@@ -20,6 +20,7 @@ DASHBOARD_UIDS = {
     "openai-api-keys.json": "openai-api-keys",
     "openai-key-exporter-health.json": "openai-key-exporter-health",
     "openai-credentials.json": "openai-credentials",
+    "openai-usage-and-spend.json": "openai-usage-and-spend",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

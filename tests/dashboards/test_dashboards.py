@@ -36,6 +36,7 @@ from tests.dashboards.grafana import (
     project_regex,
     queries,
     runnable,
+    substitute,
     variable_names,
     variables,
 )
@@ -43,6 +44,7 @@ from tests.dashboards.grafana import (
 KEYS = "openai-api-keys"
 HEALTH = "openai-key-exporter-health"
 CREDENTIALS = "openai-credentials"
+USAGE = "openai-usage-and-spend"
 # The metrics the health dashboard must no longer read: replaced by per-collector ones.
 REPLACED_METRICS = {
     "openai_exporter_last_success_timestamp_seconds",
@@ -78,7 +80,7 @@ def test_json_is_formatted(name: str) -> None:
 
 def test_panel_counts() -> None:
     counts = {uid: len(list(panels(d))) for uid, d in dashboards().items()}
-    assert counts == {KEYS: 12, HEALTH: 13, CREDENTIALS: 13}
+    assert counts == {KEYS: 12, HEALTH: 13, CREDENTIALS: 13, USAGE: 16}
 
 
 @pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
@@ -209,6 +211,87 @@ def test_threshold_variables_default_to_the_alert_thresholds() -> None:
     # OpenAIAdminApiKeyUnused: idle days of used keys first, then age of never-used ones.
     idle, _never_used_age = days_thresholds("OpenAIAdminApiKeyUnused")
     assert int(values["admin_idle_days"]) == idle
+    values = default_values(dashboards()[USAGE])
+    for name in ("OpenAIProjectSpendNearLimit", "OpenAIOrganizationSpendNearLimit"):
+        (percent,) = re.findall(r">= (\d+)", alerts()[name].expr)
+        assert values["near_limit_percent"] == percent, name
+    floor, factor = re.findall(r"> (\d+)", alerts()["OpenAIApiKeyUsageSpike"].expr)
+    assert values["spike_floor_tokens_per_minute"] == floor
+    assert values["spike_factor"] == factor
+
+
+def test_usage_dashboard_covers_usage_and_spend() -> None:
+    """Spend against the limits (project and organization), enforcing limits, spend alert
+    thresholds, top keys by tokens and by cost with name and owner, usage per model, spend
+    per line item, requests per key: each has its panel and reads its metrics."""
+    by_title = {panel["title"]: panel for panel in panels(dashboards()[USAGE])}
+    exprs = {
+        title: " ".join(t["expr"] for t in panel["targets"]) for title, panel in by_title.items()
+    }
+    expected = {
+        "Spend this month by project against its limit": {
+            "openai_project_spend_month_to_date_usd",
+            "openai_project_spend_limit_usd",
+            "openai_project_spend_limit_enforcing",
+            "openai_project_info",
+        },
+        "Organization spend this month vs limit": {
+            "openai_organization_spend_month_to_date_usd",
+            "openai_organization_spend_limit_usd",
+            "openai_organization_spend_alert_threshold_usd",
+        },
+        "Enforcing limits": {
+            "openai_organization_spend_limit_enforcing",
+            "openai_project_spend_limit_enforcing",
+        },
+        "Spend alert thresholds": {
+            "openai_organization_spend_alert_threshold_usd",
+            "openai_project_spend_alert_threshold_usd",
+        },
+        "Top keys by tokens": {
+            "openai_usage_input_tokens_total",
+            "openai_usage_output_tokens_total",
+            "openai_api_key:info",
+        },
+        "Top keys by cost": {"openai_cost_usd_total", "openai_api_key:info"},
+        "Usage per model": {"openai_usage_input_tokens_total", "openai_usage_output_tokens_total"},
+        "Spend per line item": {"openai_cost_usd_total"},
+        "Requests per key over time": {"openai_usage_requests_total", "openai_api_key:info"},
+    }
+    values = default_values(dashboards()[USAGE])
+    for title, metrics in expected.items():
+        read = set().union(
+            *(metric_names(substitute(t["expr"], values)) for t in by_title[title]["targets"])
+        )
+        assert metrics <= read, title
+    for title in ("Top keys by tokens", "Top keys by cost"):
+        panel = by_title[title]
+        assert panel["type"] == "table"
+        assert exprs[title].startswith("topk(")
+        renamed = panel["transformations"][1]["options"]["renameByName"]
+        assert {"api_key_name", "owner_name", "project_name"} <= set(renamed), title
+    assert "by (model)" in exprs["Usage per model"]
+    assert "by (line_item)" in exprs["Spend per line item"]
+    (requests,) = by_title["Requests per key over time"]["targets"]
+    assert "{{api_key_name}}" in requests["legendFormat"]
+
+
+def test_usage_dashboard_filters_every_project_metric_on_the_project() -> None:
+    """Every query reading a per-project metric filters on $project (its joins then keep to
+    those projects); the organization's metrics have no project_id to filter on."""
+    organization = {
+        "openai_organization_spend_month_to_date_usd",
+        "openai_organization_spend_limit_usd",
+        "openai_organization_spend_limit_enforcing",
+        "openai_organization_spend_alert_threshold_usd",
+    }
+    for query in queries():
+        if query.dashboard != USAGE:
+            continue
+        names = metric_names(runnable(query))
+        if names <= organization | {"openai_project_info"}:
+            continue
+        assert 'project_id=~"$project"' in query.expr, query.id
 
 
 def test_credentials_dashboard_covers_each_credential() -> None:

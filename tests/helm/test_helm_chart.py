@@ -678,3 +678,30 @@ def test_the_mounted_key_file_is_what_the_exporter_reads(
     cluster.secrets["openai-admin-key"] = {"other-key": b"sk-admin-x\n"}
     with pytest.raises(kubelet.MountError, match="has no key 'admin-key'"):
         kubelet.finish_check_config(kubelet.start_check_config(docs, cluster, tmp_path))
+
+
+# --- usage and costs settings -------------------------------------------------------------
+
+
+def test_usage_and_costs_settings_reach_the_environment(
+    default_docs: list[Doc], chart: helm_python.Chart
+) -> None:
+    """Each usage and costs value is one OPENAI_EXPORTER_* variable; durations pass as
+    written, the group-by list comma-joined in its order."""
+    names = (
+        "OPENAI_EXPORTER_USAGE_INTERVAL",
+        "OPENAI_EXPORTER_USAGE_LOOKBACK",
+        "OPENAI_EXPORTER_USAGE_GROUP_BY",
+        "OPENAI_EXPORTER_COSTS_INTERVAL",
+        "OPENAI_EXPORTER_COSTS_LOOKBACK",
+    )
+
+    def rendered(docs: list[Doc]) -> tuple[str, ...]:
+        config = settings(docs)
+        return tuple(config[name] for name in names)
+
+    assert rendered(default_docs) == ("5m", "3h", "project_id,api_key_id,model", "1h", "3d")
+    everything = documents(render(chart, load_values(CI_DIR / "everything-values.yaml")))
+    assert rendered(everything) == ("10m", "6h", "project_id,api_key_id", "7200", "7d")
+    one = documents(render(chart, {"usage": {"groupBy": ["model"]}}))
+    assert settings(one)["OPENAI_EXPORTER_USAGE_GROUP_BY"] == "model"

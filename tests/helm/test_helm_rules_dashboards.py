@@ -51,11 +51,16 @@ THRESHOLD_UNITS = {
     "OpenAICertificateExpired": "seconds",
     "OpenAIExporterDataStale": "seconds",
     "OpenAIExporterRateLimited": "errors",
+    "OpenAIDormantApiKeyUsed": "days",
+    "OpenAIApiKeyOfDepartedOwnerUsed": "requests",
+    "OpenAIProjectSpendNearLimit": "percent",
+    "OpenAIOrganizationSpendNearLimit": "percent",
 }
 # Alerts whose expression compares with several numbers: their units, in order. Their
 # threshold override is a list of as many numbers.
 THRESHOLD_LIST_UNITS = {
     "OpenAIAdminApiKeyUnused": ("days", "days"),
+    "OpenAIApiKeyUsageSpike": ("tokens", "times"),
 }
 # Alerts with no number to compare with: a threshold override is refused.
 NO_THRESHOLD = {
@@ -64,6 +69,7 @@ NO_THRESHOLD = {
     "OpenAIAdminApiKeyNoExpiry",
     "OpenAIExporterDown",
     "OpenAIExporterCollectorFailing",
+    "OpenAISpendLimitEnforcing",
 }
 
 Rule = dict[str, Any]
@@ -352,7 +358,12 @@ def test_dashboard_config_maps_are_byte_identical_to_the_files(
     names = sorted(cm["metadata"]["name"] for cm in maps)
     assert names == [
         f"{RELEASE}-openai-key-exporter-dashboard-{name}"
-        for name in ("openai-api-keys", "openai-credentials", "openai-key-exporter-health")
+        for name in (
+            "openai-api-keys",
+            "openai-credentials",
+            "openai-key-exporter-health",
+            "openai-usage-and-spend",
+        )
     ]
     by_key = {key: value for cm in maps for key, value in cm["data"].items()}
     assert sorted(by_key) == [path.name for path in DASHBOARDS]
