@@ -45,7 +45,7 @@ class World:
     def reported(self, now: int, start: int) -> dict[SeriesKey, tuple[int, ...]]:
         if start > now or (KEYS[0], start) not in self.final:
             return {}  # not begun, or past the end of the world: empty buckets
-        out = {}
+        out: dict[SeriesKey, tuple[int, ...]] = {}
         for key in KEYS:
             final = self.final[(key, start)]
             progress = (now - start) / (WIDTH + LATENESS)

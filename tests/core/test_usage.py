@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from exporter.simulator.buckets import BucketPaging
-from exporter.simulator.faults import Fault
+from exporter.simulator.faults import ApiEndpoint, Fault
 from exporter.simulator.organization import Organization
 from exporter.simulator.usage import USAGE_SOURCES
 from tests.support import DAY, ExporterFactory, FakeTime, Samples, Simulation, sample, scrape
@@ -60,7 +60,15 @@ WITH_SOURCE = {
     "openai_usage_cached_input_tokens_total",
     "openai_usage_output_tokens_total",
 }
-Counters = dict[tuple[str, tuple[str, ...]], float]
+ENDPOINT_OF: dict[str, ApiEndpoint] = {
+    "completions": "usage_completions",
+    "embeddings": "usage_embeddings",
+    "moderations": "usage_moderations",
+    "images": "usage_images",
+    "audio_speeches": "usage_audio_speeches",
+    "audio_transcriptions": "usage_audio_transcriptions",
+}
+Counters = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def build_usage(org: Organization) -> dict[str, str]:
@@ -123,7 +131,7 @@ def counters(samples: Samples) -> Counters:
     out: Counters = {}
     for (name, labels), value in samples.items():
         if name.startswith("openai_usage_"):
-            out[(name, tuple(sorted(labels)))] = value  # type: ignore[arg-type]
+            out[(name, tuple(sorted(labels)))] = value
     return out
 
 
@@ -194,12 +202,12 @@ async def test_counters_count_every_request_once_through_late_data_faults_and_sp
             [BucketPaging(), BucketPaging(max_buckets_per_page=1), BucketPaging(None, 3)]
         )
         roll = rng.random()
-        source = rng.choice(USAGE_SOURCES)
+        endpoint = ENDPOINT_OF[rng.choice(USAGE_SOURCES)]
         if roll < 0.15:  # this source fails for good this poll (retries exhausted)
-            state.faults.add(Fault("status", status=503), endpoint=f"usage_{source}", times=5)
+            state.faults.add(Fault("status", status=503), endpoint=endpoint, times=5)
             failed_polls += 1
         elif roll < 0.35:  # a retried request: the retry answers
-            state.faults.add(Fault("status", status=500), endpoint=f"usage_{source}", times=1)
+            state.faults.add(Fault("status", status=500), endpoint=endpoint, times=1)
         current = counters(await scrape(client))
         assert_never_decreased(previous, current)
         previous = current
