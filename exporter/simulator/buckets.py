@@ -201,7 +201,8 @@ def make_pager(
         start: int, offset: int, max_buckets: int, bounded: bool
     ) -> tuple[list[JsonObject], str | None]:
         now = int(clock())
-        end = q.end_time if q.end_time is not None else now
+        # Without end_time: up to now, the open bucket holding `now` included.
+        end = q.end_time if q.end_time is not None else now + 1
         quirks = paging() if bounded else BucketPaging()
         most = min(max_buckets, quirks.max_buckets_per_page or max_buckets)
         budget = quirks.max_results_per_page
