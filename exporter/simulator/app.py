@@ -44,7 +44,7 @@ from exporter.simulator.usage import (
     USAGE_SOURCES,
     UsageSource,
 )
-from exporter.simulator.wire import JsonObject
+from exporter.simulator.wire import JsonObject, RawJson
 
 ADMIN_KEY_PREFIX = "sk-admin-"
 # Status recorded for a request that got no HTTP response (a `reset` fault).
@@ -418,17 +418,25 @@ def _usage_handler(source: UsageSource) -> Handler:
                 filters=USAGE_FILTERS,
             )
 
-            def results_of(start: int, now: int) -> list[JsonObject]:
-                groups = state.org.usage.usage_bucket(
+            def results_of(start: int, now: int) -> list[RawJson]:
+                usage = state.org.usage
+                final = start + q.width + usage.lateness <= now
+                key = ("encoded", endpoint, start, q.width, q.group_by, _frozen(q.filters))
+                if final and isinstance(found := usage.cached(key), list):
+                    return found
+                groups = usage.usage_bucket(
                     source, start, start + q.width, q.group_by, q.filters, now
                 )
-                return buckets.usage_results(
+                results = buckets.usage_results(
                     groups,
                     result_object=result_object,
                     metrics=metrics,
                     fields=fields,
                     group_by=q.group_by,
                 )
+                if final:
+                    usage.remember(key, results)
+                return results
 
             return _bucket_listing(state, q, endpoint, results_of)
 
@@ -449,18 +457,31 @@ async def _costs(request: web.Request) -> web.StreamResponse:
             filters=COST_FILTERS,
         )
 
-        def results_of(start: int, now: int) -> list[JsonObject]:
-            groups = state.org.usage.cost_bucket(start, start + q.width, q.group_by, q.filters, now)
-            return buckets.cost_results(
+        def results_of(start: int, now: int) -> list[RawJson]:
+            usage = state.org.usage
+            amounts = state.cost_amounts_as_strings
+            final = start + q.width + usage.cost_lateness <= now
+            key = ("encoded", "costs", start, q.group_by, _frozen(q.filters), amounts)
+            if final and isinstance(found := usage.cached(key), list):
+                return found
+            groups = usage.cost_bucket(start, start + q.width, q.group_by, q.filters, now)
+            results = buckets.cost_results(
                 {k: (c.micro, c.quantity, c.quantity_unit) for k, c in groups.items()},
                 bucket_start=start,
                 group_by=q.group_by,
-                amounts=state.cost_amounts_as_strings,
+                amounts=amounts,
             )
+            if final:
+                usage.remember(key, results)
+            return results
 
         return _bucket_listing(state, q, "costs", results_of)
 
     return await _answer(request, None, answer)
+
+
+def _frozen(filters: dict[str, tuple[str, ...]]) -> tuple[tuple[str, frozenset[str]], ...]:
+    return tuple(sorted((k, frozenset(v)) for k, v in filters.items()))
 
 
 # -- spend limits, spend alerts, rate limits ---------------------------------

@@ -14,6 +14,7 @@ import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Literal
 
 from multidict import MultiMapping
@@ -21,7 +22,7 @@ from multidict import MultiMapping
 from exporter.simulator import wire
 from exporter.simulator.errors import ApiError
 from exporter.simulator.usage import DAY, MICRO, GroupKey
-from exporter.simulator.wire import JsonObject
+from exporter.simulator.wire import JsonObject, RawJson
 
 # How often `amount.value` is sent as a JSON string, a quirk users report.
 CostAmounts = Literal["never", "sometimes", "always"]
@@ -179,8 +180,8 @@ def decode_token(token: str, endpoint: str, width_name: str) -> tuple[int, int] 
     return start, offset
 
 
-# (bucket start, now) -> the bucket's results, in a stable order.
-ResultsOf = Callable[[int, int], list[JsonObject]]
+# (bucket start, now) -> the bucket's results (encoded or not), in a stable order.
+ResultsOf = Callable[[int, int], Sequence[JsonObject | RawJson]]
 # (start, offset, max buckets, bounded) -> (buckets, next_page token or None).
 BucketPager = Callable[[int, int, int, bool], tuple[list[JsonObject], str | None]]
 
@@ -201,7 +202,8 @@ def make_pager(
         start: int, offset: int, max_buckets: int, bounded: bool
     ) -> tuple[list[JsonObject], str | None]:
         now = int(clock())
-        end = q.end_time if q.end_time is not None else now
+        # Without end_time: up to now, the open bucket holding `now` included.
+        end = q.end_time if q.end_time is not None else now + 1
         quirks = paging() if bounded else BucketPaging()
         most = min(max_buckets, quirks.max_buckets_per_page or max_buckets)
         budget = quirks.max_results_per_page
@@ -213,9 +215,9 @@ def make_pager(
                 if budget == 0 and buckets:  # this page is full: the bucket goes on next page
                     return buckets, encode_token(endpoint, q.width_name, at, offset)
                 take = max(budget, 1)
-                buckets.append(wire.bucket(at, at + q.width, rest[:take]))
+                buckets.append(wire.bucket(at, at + q.width, list(rest[:take])))
                 return buckets, encode_token(endpoint, q.width_name, at, offset + take)
-            buckets.append(wire.bucket(at, at + q.width, rest))
+            buckets.append(wire.bucket(at, at + q.width, list(rest)))
             if budget is not None:
                 budget -= len(rest)
             offset = 0
@@ -233,16 +235,22 @@ def usage_results(
     metrics: Sequence[str],
     fields: Sequence[str],
     group_by: Sequence[str],
-) -> list[JsonObject]:
-    """Result objects of a usage bucket: every grouping field, null unless grouped by."""
-    nulls: JsonObject = dict.fromkeys(fields)
-    out: list[JsonObject] = []
+) -> list[RawJson]:
+    """Result objects of a usage bucket, encoded: every grouping field, null unless
+    grouped by, metrics as integers."""
+    template = (
+        '{"object":' + wire.encode(result_object)
+        + "".join(f',"{m}":%d' for m in metrics)
+        + "".join(f',"{f}":%s' if f in group_by else f',"{f}":null' for f in fields)
+        + "}"
+    )  # fmt: skip
+    order = [group_by.index(f) for f in fields if f in group_by]
+    if order == list(range(len(group_by))):
+        return [RawJson(template % (*values, *_encoded_key(key))) for key, values in groups.items()]
+    out: list[RawJson] = []
     for key, values in groups.items():
-        result: JsonObject = {"object": result_object}
-        result.update(zip(metrics, values, strict=True))
-        result.update(nulls)
-        result.update(zip(group_by, key, strict=True))
-        out.append(result)
+        encoded = _encoded_key(key)
+        out.append(RawJson(template % (*values, *[encoded[i] for i in order])))
     return out
 
 
@@ -252,29 +260,57 @@ def cost_results(
     bucket_start: int,
     group_by: Sequence[str],
     amounts: CostAmounts,
-) -> list[JsonObject]:
-    """`organization.costs.result` objects; `amounts` says which values go as strings."""
-    out: list[JsonObject] = []
+) -> list[RawJson]:
+    """`organization.costs.result` objects, encoded; `amounts` says which values go as
+    strings."""
+    positions = {f: group_by.index(f) if f in group_by else -1 for f in COST_FIELDS}
     shift = bucket_start // DAY
+    out: list[RawJson] = []
     for index, (key, (micro, quantity, unit)) in enumerate(groups.items()):
         as_string = amounts == "always" or (
             amounts == "sometimes" and (index + shift) % STRING_EVERY == 0
         )
-        result: JsonObject = {
-            "object": "organization.costs.result",
-            "amount": {
-                "value": decimal_string(micro) if as_string else micro / MICRO,
-                "currency": "usd",
-            },
-            "line_item": None,
-            "project_id": None,
-            "api_key_id": None,
-            "quantity": quantity,
-            "quantity_unit": unit,
-        }
-        result.update(zip(group_by, key, strict=True))
-        out.append(result)
+        value = wire.encode(decimal_string(micro)) if as_string else repr(micro / MICRO)
+        encoded = _encoded_key(key)
+        line, project, api_key = (
+            "null" if (i := positions[f]) < 0 else encoded[i] for f in COST_FIELDS
+        )
+        out.append(
+            RawJson(
+                '{"object":"organization.costs.result","amount":{"value":'
+                f'{value},"currency":"usd"}},"line_item":{line},"project_id":{project},'
+                f'"api_key_id":{api_key},"quantity":{_value(quantity)},'
+                f'"quantity_unit":{_value(unit)}}}'
+            )
+        )
     return out
+
+
+COST_FIELDS = ("line_item", "project_id", "api_key_id")
+
+
+# Encoded grouping values by group key: ids recur in every bucket and every poll.
+_ENCODED_KEYS: dict[GroupKey, tuple[str, ...]] = {}
+_MAX_ENCODED_KEYS = 1_000_000
+
+
+def _encoded_key(key: GroupKey) -> tuple[str, ...]:
+    found = _ENCODED_KEYS.get(key)
+    if found is None:
+        if len(_ENCODED_KEYS) >= _MAX_ENCODED_KEYS:
+            _ENCODED_KEYS.clear()
+        found = _ENCODED_KEYS[key] = tuple([_value(v) for v in key])
+    return found
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_basestring(value)  # what json.dumps(ensure_ascii=False) does, in C
+    return wire.encode(value)
 
 
 def decimal_string(micro: int) -> str:

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from exporter.simulator.app import SimulatorState, serve_simulator
+from exporter.simulator.buckets import COST_AMOUNTS
 from exporter.simulator.faults import API_ENDPOINTS, Fault, FaultInjector, FaultKind
 from exporter.simulator.organization import OrganizationSpec, build_organization
 
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         invites=args.invites,
         certificates=args.certificates,
         departed_users=args.departed_users,
+        active_keys=args.active_keys,
+        models_per_source=args.models_per_source,
+        usage_lateness=args.usage_lateness,
+        cost_lateness=args.cost_lateness,
     )
     faults = FaultInjector(latency=args.latency)
     if args.fault_rate > 0:
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         org=build_organization(spec),
         faults=faults,
         accepted_admin_keys=set(args.admin_key) if args.admin_key else None,
+        cost_amounts_as_strings=args.cost_amounts_as_strings,
     )
     try:
         asyncio.run(_serve(state, args.listen))
@@ -62,7 +68,8 @@ async def _serve(state: SimulatorState, listen: tuple[str, int]) -> None:
         print(
             f"OpenAI Admin API simulator: {len(state.org.projects(include_archived=True))} "
             f"projects, {state.org.key_count()} keys, {len(state.org.members())} users, "
-            f"{len(state.org.admin_keys())} admin keys; any sk-admin- bearer is "
+            f"{len(state.org.admin_keys())} admin keys, {state.org.usage.series_count()} "
+            f"usage series; any sk-admin- bearer is "
             f"{'refused unless listed' if state.accepted_admin_keys else 'accepted'}",
             file=sys.stderr,
             flush=True,
@@ -167,6 +174,36 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="quotes, backslashes, newlines, emoji in some names (default on)",
+    )
+    parser.add_argument(
+        "--active-keys",
+        type=_non_negative_int,
+        default=None,
+        help="keys with background usage (default: those used within two days)",
+    )
+    parser.add_argument(
+        "--models-per-source",
+        type=_non_negative_int,
+        default=2,
+        help="models each active key uses per usage source (default 2)",
+    )
+    parser.add_argument(
+        "--usage-lateness",
+        type=_non_negative_int,
+        default=900,
+        help="seconds a usage bucket keeps growing after its end (default 900)",
+    )
+    parser.add_argument(
+        "--cost-lateness",
+        type=_non_negative_int,
+        default=86_400,
+        help="seconds a cost bucket keeps growing after its end (default 86400)",
+    )
+    parser.add_argument(
+        "--cost-amounts-as-strings",
+        choices=COST_AMOUNTS,
+        default="sometimes",
+        help="send costs' amount.value as a JSON string (default sometimes)",
     )
     parser.add_argument(
         "--latency", type=_non_negative_float, default=0.0, help="seconds added to every request"

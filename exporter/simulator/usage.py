@@ -773,9 +773,19 @@ class UsageModel:
     def _changed(self) -> None:
         self._cache.clear()
 
+    def cached(self, key: object) -> object | None:
+        """What `remember` kept under `key` since the last change, or None."""
+        return self._cache.get(key)
+
+    def remember(self, key: object, value: object) -> None:
+        """Keep a value derived from final buckets (the app keeps their encoded results)
+        until the usage changes."""
+        self._remember(key, value)
+
     def _remember(self, key: object, value: object) -> None:
         if len(self._cache) > 1_024:
-            self._cache = {k: v for k, v in self._cache.items() if not isinstance(v, dict)}
+            kept = (_Columns, _UsagePlan, _CostPlan)
+            self._cache = {k: v for k, v in self._cache.items() if isinstance(v, kept)}
         self._cache[key] = value
 
 

@@ -156,8 +156,8 @@ def service_account(a: SimServiceAccount) -> JsonObject:
     }
 
 
-def bucket(start: int, end: int, results: list[JsonObject]) -> JsonObject:
-    return {"object": "bucket", "start_time": start, "end_time": end, "results": results}
+def bucket(start: int, end: int, results: Sequence[JsonObject | RawJson]) -> JsonObject:
+    return {"object": "bucket", "start_time": start, "end_time": end, "results": list(results)}
 
 
 def bucket_page(buckets: Sequence[JsonObject], next_page: str | None) -> JsonObject:
@@ -226,6 +226,41 @@ def envelope(data: Sequence[JsonObject], *, has_more: bool) -> JsonObject:
     }
 
 
+class RawJson(str):
+    """An already-encoded JSON value (a usage or costs result) that `dumps` splices in as
+    is: a page of 100,000 results is built as text, not as 100,000 dicts."""
+
+    __slots__ = ()
+
+
+def encode(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(body: object) -> bytes:
     # UTF-8 as is, not \u escapes: the exporter must decode real UTF-8 bodies.
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if isinstance(body, dict) and body.get("object") == "page":
+        return _dumps_page(body).encode("utf-8")
+    return encode(body).encode("utf-8")
+
+
+def _dumps_page(body: JsonObject) -> str:
+    data = body.get("data")
+    if not isinstance(data, list):
+        return encode(body)
+    buckets: list[str] = []
+    for item in data:
+        results = item.get("results") if isinstance(item, dict) else None
+        if isinstance(results, list) and any(isinstance(r, RawJson) for r in results):
+            head = encode({k: v for k, v in item.items() if k != "results"})[:-1]
+            joined = ",".join(r if isinstance(r, RawJson) else encode(r) for r in results)
+            buckets.append(f'{head}{"," if len(head) > 1 else ""}"results":[{joined}]}}')
+        else:
+            buckets.append(encode(item))
+    rest = encode({k: v for k, v in body.items() if k != "data"})[:-1]
+    return f'{rest}{"," if len(rest) > 1 else ""}"data":[{",".join(buckets)}]}}'
+
+
+def json_text(body: object) -> str:
+    """What `dumps` sends, as text."""
+    return dumps(body).decode("utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -116,9 +117,34 @@ async def test_resource_counts_and_fault_endpoint_flags(simulator: Simulator) ->
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
 
 
+async def test_usage_flags(simulator: Simulator) -> None:
+    args = ("--active-keys", "3", "--models-per-source", "1", "--cost-amounts-as-strings", "always")
+    now = int(time.time())
+    async with simulator(*args) as (process, base_url):
+        status, body = await _get(
+            f"{base_url}/organization/usage/embeddings?start_time={now - 3 * 86_400}"
+            "&group_by=api_key_id"
+        )
+        assert status == 200
+        data = body["data"]
+        assert isinstance(data, list)
+        keys = {r["api_key_id"] for b in data for r in b["results"]} - {None}
+        assert len(keys) == 3
+        status, body = await _get(f"{base_url}/organization/costs?start_time={now - 86_400}")
+        data = body["data"]
+        assert isinstance(data, list)
+        values = [r["amount"]["value"] for b in data for r in b["results"]]
+        assert values
+        assert all(isinstance(v, str) for v in values)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["--cost-amounts-as-strings", "often"],
+        ["--usage-lateness", "-5"],
         ["--fault-endpoint", "everything"],
         ["--admin-keys", "-2"],
         ["--listen", "nowhere"],
