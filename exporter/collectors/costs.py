@@ -2,13 +2,14 @@
 
 Costs come in daily buckets (the only width the endpoint has) and settle late, a day or
 more. Each poll (``--costs.interval``, default 1h) reads, in one page, the daily buckets
-from the earlier of the month's first day (UTC) and the start of ``--costs.lookback``
-(default 3d), grouped by project_id, line_item and api_key_id. One request serves two
-metrics that stay apart:
+of ``--costs.lookback`` (default 3d) grouped by project_id, line_item and api_key_id,
+and, when the month (UTC) began before the lookback, the month's earlier days in a
+second page grouped by project_id only (per key they would be thousands of results a
+day, for a gauge that needs projects). The metrics stay apart:
 
 - ``openai_cost_usd_total`` counts the buckets of the lookback only, through the
   ``BucketLedger`` (growth of each bucket, once);
-- the month-to-date gauges sum this month's buckets as they stand now.
+- the month-to-date gauges sum this month's buckets as they stand now, from both.
 
 Amounts are exact decimals: ``amount.value`` is a JSON number in the spec and
 sometimes a string ("12.50") in practice; both are read. A null grouping field (a
@@ -23,6 +24,7 @@ Example exposition::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,14 +72,11 @@ COSTS = TokenEndpoint(
     "costs",
     "/organization/costs",
     CostBucket,
-    query=(
-        ("bucket_width", "1d"),
-        ("group_by", "project_id"),
-        ("group_by", "line_item"),
-        ("group_by", "api_key_id"),
-    ),
+    query=(("bucket_width", "1d"),),
     permission="read access to the organization's costs (Usage API, api.usage.read)",
 )
+BY_KEY = (("group_by", "project_id"), ("group_by", "line_item"), ("group_by", "api_key_id"))
+BY_PROJECT = (("group_by", "project_id"),)
 
 COST_LABELS = ("project_id", "api_key_id", "line_item")
 COST = Family(
@@ -125,24 +124,41 @@ class CostsCollector(Collector[Costs]):
         now = attempt.started_at
         counted_from = window_start(now, self.options.costs_lookback, DAY)
         month = month_start(now)
-        start = min(counted_from, month)
-        limit = min(MAX_BUCKETS, bucket_count(now, start, DAY))
-        observed: dict[SeriesKey, dict[int, tuple[Decimal, ...]]] = {}
         by_project: dict[str, Decimal] = {}
-        query = [("start_time", str(start))]
-        async for buckets in list_token_pages(client, COSTS, limit=limit, query=query):
-            for bucket in buckets:
-                for result in bucket.results:
-                    project = result.project_id or ""
-                    amount = result.amount.value
-                    if bucket.start_time >= month:
-                        by_project[project] = by_project.get(project, Decimal(0)) + amount
-                    if bucket.start_time < counted_from:
-                        continue
-                    key = (project, result.api_key_id or "", result.line_item or "")
-                    slot = observed.setdefault(key, {})
-                    earlier = slot.get(bucket.start_time)
-                    slot[bucket.start_time] = (amount if earlier is None else earlier[0] + amount,)
+        observed: dict[SeriesKey, dict[int, tuple[Decimal, ...]]] = {}
+
+        async def lookback() -> None:
+            limit = min(MAX_BUCKETS, bucket_count(now, counted_from, DAY))
+            query = [("start_time", str(counted_from)), *BY_KEY]
+            async for buckets in list_token_pages(client, COSTS, limit=limit, query=query):
+                for bucket in buckets:
+                    for result in bucket.results:
+                        project = result.project_id or ""
+                        amount = result.amount.value
+                        if bucket.start_time >= month:
+                            by_project[project] = by_project.get(project, ZERO[0]) + amount
+                        key = (project, result.api_key_id or "", result.line_item or "")
+                        slot = observed.setdefault(key, {})
+                        earlier = slot.get(bucket.start_time)
+                        slot[bucket.start_time] = (
+                            amount if earlier is None else earlier[0] + amount,
+                        )
+
+        async def month_before_lookback() -> None:
+            days = (counted_from - month) // DAY
+            query = [("start_time", str(month)), ("end_time", str(counted_from)), *BY_PROJECT]
+            async for buckets in list_token_pages(client, COSTS, limit=days, query=query):
+                for bucket in buckets:
+                    if not month <= bucket.start_time < counted_from:
+                        continue  # the lookback's own days are summed from its listing
+                    for result in bucket.results:
+                        project = result.project_id or ""
+                        by_project[project] = by_project.get(project, ZERO[0]) + result.amount.value
+
+        parts = [lookback()]
+        if month < counted_from:
+            parts.append(month_before_lookback())
+        await asyncio.gather(*parts)
         before = attempt.previous.ledger if attempt.previous else BucketLedger(ZERO)
         ledger, shrinks = before.advance(observed, window_start=counted_from)
         log_shrinks(shrinks, "costs")
@@ -154,6 +170,9 @@ class CostsCollector(Collector[Costs]):
         months = rows.month_by_project
         yield PROJECT_MONTH, (((pid,), float(usd)) for pid, usd in months.items() if pid)
         yield ORGANIZATION_MONTH, [((), float(sum(months.values(), Decimal(0))))]
+
+    def max_in_flight(self) -> int:
+        return 2  # the lookback, and the month's earlier days
 
     def summary(self, rows: Costs) -> str:
         return f"{len(rows)} cost series"

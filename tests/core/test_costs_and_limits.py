@@ -145,7 +145,7 @@ async def test_costs_count_the_lookback_once_and_month_to_date_is_a_gauge_apart(
     assert sum(months.values()) > sum(counted.values()), "the month is longer than the lookback"
 
 
-async def test_string_amounts_read_like_numbers_and_one_request_serves_both(
+async def test_string_amounts_read_like_numbers_and_the_early_month_is_read_per_project(
     simulation: Simulation, start_exporter: ExporterFactory, clocked: FakeTime
 ) -> None:
     build_costs(simulation.org, JANUARY_1 - 5 * DAY)
@@ -156,9 +156,18 @@ async def test_string_amounts_read_like_numbers_and_one_request_serves_both(
     spend = {k: v for k, v in numbers.items() if "usd" in k[0]}
     assert spend
     assert spend == {k: v for k, v in strings.items() if "usd" in k[0]}
-    [first, _] = simulation.requests_to("costs")
-    assert first["start_time"] == str(JANUARY_1), "the month's first day is before the lookback"
-    assert (first["bucket_width"], first["limit"]) == ("1d", "20")
+    requests = simulation.requests_to("costs")
+    lookback = next(q for q in requests if "end_time" not in q)
+    month = next(q for q in requests if "end_time" in q)
+    window = str(day_of(JANUARY_20 - LOOKBACK))
+    assert (lookback["start_time"], lookback["limit"], lookback["bucket_width"]) == (
+        window,
+        "4",
+        "1d",
+    )
+    assert (month["start_time"], month["end_time"]) == (str(JANUARY_1), window)
+    assert month["limit"] == "16"
+    assert len(simulation.requests_to("costs")) == 4, "two pages a poll, for each exporter"
 
 
 async def test_a_new_month_restarts_month_to_date_but_not_the_counter(
@@ -169,7 +178,9 @@ async def test_a_new_month_restarts_month_to_date_but_not_the_counter(
     clocked.wall_now = FEBRUARY_1 + 2 * HOUR
     samples = await scrape(await start_costs(start_exporter))
     [query] = simulation.requests_to("costs")
-    assert query["start_time"] == str(FEBRUARY_1 - 3 * DAY), "the lookback reaches further back"
+    assert query["start_time"] == str(FEBRUARY_1 - 3 * DAY), (
+        "one page: the lookback holds the month"
+    )
     months = month_to_date(org, FEBRUARY_1, int(clocked.wall()))
     assert sample(samples, "openai_organization_spend_month_to_date_usd") == pytest.approx(
         sum(months.values()), rel=1e-12
