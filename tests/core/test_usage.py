@@ -297,3 +297,27 @@ async def test_a_failing_source_keeps_its_counters_while_the_others_advance(
     assert sample(recovered, "openai_usage_images_total", **images) > sample(  # type: ignore[operator]
         after, "openai_usage_images_total", **images
     ), "the next good poll counts what came in meanwhile"
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault("wrong_shape"), Fault("repeat_cursor"), Fault("oversized_page")], ids=str
+)
+async def test_a_bad_usage_page_fails_its_source_alone_and_moves_no_counter(
+    simulation: Simulation, start_exporter: ExporterFactory, clocked: FakeTime, fault: Fault
+) -> None:
+    build_usage(simulation.org)
+    client = await start_exporter(
+        enabled_collectors=("api_keys", "usage"), usage_interval=INTERVAL, cache_ttl=INTERVAL
+    )
+    before = counters(await scrape(client))
+    simulation.state.faults.add(fault, endpoint="usage_embeddings", times=None)
+    clocked.advance(INTERVAL)
+    samples = await scrape(client)
+    after = counters(samples)
+    embeddings = {k: v for k, v in after.items() if ("source", "embeddings") in k[1]}
+    assert embeddings
+    assert embeddings == {k: before[k] for k in embeddings}, "the bad source kept its counters"
+    reason = {"collector": "usage", "reason": "bad_response"}
+    assert sample(samples, "openai_exporter_refresh_errors_total", **reason) == 1
+    assert sample(samples, "openai_exporter_collector_success", collector="api_keys") == 1
+    assert any(after[k] > before[k] for k in after if ("source", "completions") in k[1])
