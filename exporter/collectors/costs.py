@@ -73,7 +73,7 @@ COSTS = TokenEndpoint(
     "/organization/costs",
     CostBucket,
     query=(("bucket_width", "1d"),),
-    permission="read access to the organization's costs (Usage API, api.usage.read)",
+    permission="read access to the organization's costs (the Usage API)",
 )
 BY_KEY = (("group_by", "project_id"), ("group_by", "line_item"), ("group_by", "api_key_id"))
 BY_PROJECT = (("group_by", "project_id"),)

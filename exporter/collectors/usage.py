@@ -155,7 +155,7 @@ class Source(Generic[ResultT]):
             f"usage_{self.name}",
             f"/organization/usage/{self.name}",
             self.bucket,
-            permission="read access to the organization's usage (Usage API, api.usage.read)",
+            permission="read access to the organization's usage (the Usage API)",
         )
 
 
