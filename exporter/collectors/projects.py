@@ -8,7 +8,7 @@ resource lives under ``/organization/projects/{id}/...`` (api keys, service acco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -48,6 +48,19 @@ class PerProject(Generic[RecordT]):
 
     projects: list[ApiProject] = field(default_factory=list)
     listed: dict[str, tuple[RecordT, ...]] = field(default_factory=dict)
+
+
+def merge_per_project(
+    progress: PerProject[RecordT], previous: Mapping[str, tuple[RecordT, ...]]
+) -> tuple[tuple[str, tuple[RecordT, ...]], ...]:
+    """Each listed project with what this refresh listed for it, or else its last good
+    records; a project never listed successfully is left out."""
+    merged = []
+    for project in progress.projects:
+        listed = progress.listed.get(project.id, previous.get(project.id))
+        if listed is not None:
+            merged.append((project.id, listed))
+    return tuple(merged)
 
 
 async def list_per_project(

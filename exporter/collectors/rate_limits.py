@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from exporter.collectors.base import Attempt, Collector, Family, Samples
-from exporter.collectors.projects import PROJECTS, PerProject, list_per_project
+from exporter.collectors.projects import (
+    PROJECTS,
+    PerProject,
+    list_per_project,
+    merge_per_project,
+)
 from exporter.snapshot import Snapshot
 from exporter.upstream.client import AdminApiClient
 from exporter.upstream.lister import CursorEndpoint
@@ -83,12 +88,14 @@ class RateLimitsCollector(Collector[ProjectRateLimits]):
         before = dict(attempt.previous.projects) if attempt.previous else {}
 
         def build() -> ProjectRateLimits:
-            merged = []
-            for project in progress.projects:
-                limits = progress.listed.get(project.id, before.get(project.id))
-                if limits is not None:  # one entry per model, should the API repeat one
-                    merged.append((project.id, tuple({lim.model: lim for lim in limits}.values())))
-            return ProjectRateLimits(tuple(merged))
+            merged = merge_per_project(progress, before)
+            # One entry per model, should the API list a model twice.
+            return ProjectRateLimits(
+                tuple(
+                    (pid, tuple({lim.model: lim for lim in limits}.values()))
+                    for pid, limits in merged
+                )
+            )
 
         def buildable() -> None:
             attempt.build = build

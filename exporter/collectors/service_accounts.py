@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from exporter.collectors.base import Attempt, Collector, Family, Samples
-from exporter.collectors.projects import PROJECTS, PerProject, list_per_project
+from exporter.collectors.projects import (
+    PROJECTS,
+    PerProject,
+    list_per_project,
+    merge_per_project,
+)
 from exporter.snapshot import Snapshot
 from exporter.upstream.client import AdminApiClient
 from exporter.upstream.lister import CursorEndpoint
@@ -122,10 +127,4 @@ class ServiceAccountsCollector(Collector[ProjectAccounts]):
 def _merge(
     progress: PerProject[ServiceAccountRecord], previous: ProjectAccounts | None
 ) -> ProjectAccounts:
-    before = dict(previous.projects) if previous else {}
-    merged = []
-    for project in progress.projects:
-        listed = progress.listed.get(project.id, before.get(project.id))
-        if listed is not None:
-            merged.append((project.id, listed))
-    return ProjectAccounts(tuple(merged))
+    return ProjectAccounts(merge_per_project(progress, dict(previous.projects) if previous else {}))

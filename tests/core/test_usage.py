@@ -18,7 +18,17 @@ from exporter.simulator.buckets import BucketPaging
 from exporter.simulator.faults import ApiEndpoint, Fault
 from exporter.simulator.organization import Organization
 from exporter.simulator.usage import USAGE_SOURCES
-from tests.support import DAY, ExporterFactory, FakeTime, Samples, Simulation, sample, scrape
+from tests.support import (
+    DAY,
+    ExporterFactory,
+    FakeTime,
+    Samples,
+    Simulation,
+    assert_promtool_accepts,
+    sample,
+    scrape,
+    scrape_text,
+)
 
 HOUR = 3600
 START = 1_767_225_600 + 9 * HOUR + 1234  # 2026-01-01 09:20:34 UTC
@@ -321,3 +331,16 @@ async def test_a_bad_usage_page_fails_its_source_alone_and_moves_no_counter(
     assert sample(samples, "openai_exporter_refresh_errors_total", **reason) == 1
     assert sample(samples, "openai_exporter_collector_success", collector="api_keys") == 1
     assert any(after[k] > before[k] for k in after if ("source", "completions") in k[1])
+
+
+async def test_promtool_accepts_the_usage_and_cost_exposition(
+    simulation: Simulation, start_exporter: ExporterFactory, clocked: FakeTime
+) -> None:
+    build_usage(simulation.org)
+    client = await start_exporter(
+        enabled_collectors=("api_keys", "usage", "costs", "spend_limits", "rate_limits")
+    )
+    text = await scrape_text(client)
+    assert "openai_usage_requests_total{" in text
+    assert "openai_cost_usd_total{" in text
+    assert_promtool_accepts(text)
