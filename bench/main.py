@@ -21,7 +21,7 @@ from typing import Any
 from bench.exporter_process import PROMETHEUS_HEADERS, next_second, running_exporter, storm
 from bench.plan import PARTS, Plan, plan_from
 from bench.report import tables
-from bench.sizes import SIZES, Size
+from bench.sizes import POLL_INTERVAL, SIZES, USAGE_AT, USAGE_SIZES, Size, UsageSize
 from exporter.collectors.catalog import COLLECTOR_DEFAULTS
 from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.faults import FaultInjector
@@ -62,7 +62,9 @@ async def measure_size(size: Size, plan: Plan) -> dict[str, Any]:
     return result
 
 
-async def _start_worker(base_url: str, plan: Plan, collectors: Sequence[str]) -> Worker:
+async def _start_worker(
+    base_url: str, plan: Plan, collectors: Sequence[str], *options: str
+) -> Worker:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -70,6 +72,7 @@ async def _start_worker(base_url: str, plan: Plan, collectors: Sequence[str]) ->
         f"--base-url={base_url}",
         f"--concurrency={plan.concurrency}",
         f"--collectors={','.join(collectors)}",
+        *options,
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -79,12 +82,17 @@ async def _start_worker(base_url: str, plan: Plan, collectors: Sequence[str]) ->
 
 # Every collector that is on by default: the refresh a default exporter makes.
 DEFAULT_COLLECTORS = tuple(name for name, on in COLLECTOR_DEFAULTS.items() if on)
+# The default set of issue 9: the credential inventories, one listing each beside the keys.
+# Issue 10's usage, costs and spend limits are on by default too, but poll other things at
+# other intervals (spend limits: two requests per project); they are measured apart.
+CREDENTIAL_COLLECTORS = ("api_keys", "admin_api_keys", "users", "invites", "certificates")
 
 
 async def _measure_worker(
     size: Size, plan: Plan, state: SimulatorState, base_url: str
 ) -> dict[str, Any]:
     worker = await _start_worker(base_url, plan, ["api_keys"])
+    credentials = await _start_worker(base_url, plan, CREDENTIAL_COLLECTORS)
     every = await _start_worker(base_url, plan, DEFAULT_COLLECTORS)
     result: dict[str, Any] = {}
     try:
@@ -98,7 +106,13 @@ async def _measure_worker(
             answer["requests"] = len(state.requests) - before
             answer["simulator_cpu_seconds"] = time.process_time() - cpu
             answer["simulator_latency"] = calibration["latency"]
-            # Right after, side by side: the same refresh with every default collector on.
+            # Right after, side by side: the same refresh with the credential collectors,
+            # then with every default collector on.
+            before = len(state.requests)
+            with_credentials = await credentials.ask({"do": "refresh"})
+            answer["credentials_seconds"] = with_credentials["seconds"]
+            answer["credentials_requests"] = len(state.requests) - before
+            answer["credentials_result"] = with_credentials["result"]
             before = len(state.requests)
             all_on = await every.ask({"do": "refresh"})
             answer["all_collectors_seconds"] = all_on["seconds"]
@@ -109,8 +123,10 @@ async def _measure_worker(
                 f"{size.name}: refresh {answer['seconds']:.2f}s, {answer['requests']} requests, "
                 f"CPU {answer['cpu_seconds']:.2f}s, simulator CPU "
                 f"{answer['simulator_cpu_seconds']:.2f}s, simulator latency "
-                f"{calibration['latency'] * 1000:.1f} ms; every default collector "
-                f"{all_on['seconds']:.2f}s, {answer['all_collectors_requests']} requests"
+                f"{calibration['latency'] * 1000:.1f} ms; credential collectors "
+                f"{with_credentials['seconds']:.2f}s, {answer['credentials_requests']} requests; "
+                f"every default collector {all_on['seconds']:.2f}s, "
+                f"{answer['all_collectors_requests']} requests"
             )
         if "refresh" in plan.parts:
             result["refreshes"] = refreshes
@@ -133,10 +149,104 @@ async def _measure_worker(
             )
             _progress(f"{size.name}: scrape cost measured")
     finally:
-        for each in (worker, every):
-            if each.process.stdin is not None:
-                each.process.stdin.close()
-            await each.process.wait()
+        for each in (worker, credentials, every):
+            await _stop(each)
+    return result
+
+
+async def _stop(worker: Worker) -> None:
+    if worker.process.stdin is not None:
+        worker.process.stdin.close()
+    await worker.process.wait()
+
+
+USAGE_REQUEST_TIMEOUT = "--request-timeout=600"
+
+
+class FixedClock:
+    """The simulator's clock for the usage size: the instant the driver sets."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+async def measure_usage(size: UsageSize, plan: Plan) -> dict[str, Any]:
+    """Usage polls at a fixed instant: per run a new worker with the usage collector alone
+    (so its first poll starts from an empty ledger), then steady polls that re-read the
+    same window as it grows, every POLL_INTERVAL; its memory; the scrape of its counters."""
+    started = time.perf_counter()
+    org = build_organization(size.spec())
+    clock = FixedClock(USAGE_AT)
+    state = SimulatorState(org=org, faults=FaultInjector(latency=plan.latency), clock=clock)
+    result: dict[str, Any] = {
+        "size": size.name,
+        "keys": size.keys,
+        "active_keys": size.active_keys,
+        "models": size.models,
+        "nominal_series": size.nominal_series,
+        "simulated_series": org.usage.series_count(),
+        "build_seconds": time.perf_counter() - started,
+        "runs": [],
+    }
+    _progress(f"{size.name}: organization built in {result['build_seconds']:.1f}s")
+    async with serve_simulator(state) as base_url:
+        for run in range(plan.usage_runs):
+            # The simulator answers the six pages (20-30 MB each) from one process, one
+            # after another, while it writes the earlier ones out: on this shared machine
+            # the last body can end after the exporter's 30 s request timeout, and a retry
+            # would measure the simulator's queue. The real API answers in parallel.
+            worker = await _start_worker(base_url, plan, ["usage"], USAGE_REQUEST_TIMEOUT)
+            try:
+                measured: dict[str, Any] = {"memory_before": await worker.ask({"do": "memory"})}
+                polls = []
+                for n in range(1 + plan.steady_polls):
+                    clock.at = USAGE_AT + n * POLL_INTERVAL
+                    await worker.ask({"do": "clock", "at": clock.at})
+                    before, cpu = len(state.requests), time.process_time()
+                    answer = await worker.ask({"do": "refresh"})
+                    answer["requests"] = len(state.requests) - before
+                    answer["simulator_cpu_seconds"] = time.process_time() - cpu
+                    answer["at"] = clock.at
+                    polls.append(answer)
+                    kind = "first" if n == 0 else "steady"
+                    _progress(
+                        f"{size.name}: {kind} poll {answer['seconds']:.2f}s, "
+                        f"{answer['requests']} requests, {answer.get('series', 0)} series, CPU "
+                        f"{answer['cpu_seconds']:.2f}s (parse {answer['parse_cpu_seconds']:.2f}s, "
+                        f"ledger {answer['ledger_cpu_seconds']:.2f}s), simulator CPU "
+                        f"{answer['simulator_cpu_seconds']:.2f}s"
+                    )
+                    # The issue's requirement, checked on every poll of every run.
+                    if answer["result"] != "success" or answer["requests"] != size.minimum_requests:
+                        seen = [
+                            (r.endpoint, r.status, sorted(set(r.query) - {"group_by"}))
+                            for r in state.requests[before:]
+                        ]
+                        raise RuntimeError(
+                            f"usage poll: {answer['result']}, {answer['requests']} requests "
+                            f"(the minimum is {size.minimum_requests}): {seen}"
+                        )
+                measured["polls"] = polls
+                measured["memory_after"] = await worker.ask({"do": "memory"})
+                _progress(f"{size.name}: memory {measured['memory_after']}")
+                if "scrape" in plan.parts and run == plan.usage_runs - 1:
+                    result["scrape"] = await worker.ask(
+                        {
+                            "do": "scrape",
+                            # Each render of ours takes ms once prepared; the baseline,
+                            # 15-20 s, once.
+                            "runs": min(plan.scrape_runs, 10),
+                            "baseline_runs": 1,
+                            "check": plan.usage_check,
+                        }
+                    )
+                    _progress(f"{size.name}: scrape cost measured")
+                result["runs"].append(measured)
+            finally:
+                await _stop(worker)
     return result
 
 
@@ -183,11 +293,17 @@ def _progress(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small and large, fewer runs")
-    parser.add_argument("--sizes", help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument("--sizes", help=f"comma-separated, of {', '.join([*SIZES, *USAGE_SIZES])}")
     parser.add_argument("--runs", type=int, help="refreshes per size")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--parts", help=f"comma-separated, of {', '.join(PARTS)} (default all)")
+    parser.add_argument(
+        "--usage",
+        action="store_true",
+        help="with --quick: the usage size too (the full run has it)",
+    )
+    parser.add_argument("--usage-runs", type=int, help="usage size: runs, a first poll each")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
     plan = plan_from(args)
@@ -197,10 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs",
         flush=True,
     )
-    idle = asyncio.run(measure_size(IDLE, plan)) if "process" in plan.parts else {}
+    measure_idle = plan.sizes and "process" in plan.parts
+    idle = asyncio.run(measure_size(IDLE, plan)) if measure_idle else {}
     results = [asyncio.run(measure_size(size, plan)) for size in plan.sizes]
-    print(tables(results, idle, plan))
+    usage = [asyncio.run(measure_usage(size, plan)) for size in plan.usage_sizes]
+    print(tables(results, idle, plan, usage))
     print(f"\n({time.time() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps({"idle": idle, "results": results}, indent=1))
+        raw = {"idle": idle, "results": results, "usage": usage}
+        args.json.write_text(json.dumps(raw, indent=1))
     return 0

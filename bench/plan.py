@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from bench.sizes import SIZES, Size
+from bench.sizes import SIZES, USAGE_SIZES, Size, UsageSize
 
 PARTS = ("refresh", "naive", "scrape", "process")
 
@@ -23,6 +23,11 @@ class Plan:
     http_scrapes: int
     plain_scrapes: int
     storm_scrapes: int
+    usage_sizes: tuple[UsageSize, ...] = ()
+    usage_runs: int = 1  # a new worker each: its first poll, then the steady ones
+    steady_polls: int = 2  # per run, each POLL_INTERVAL after the one before
+    # Parsing both outputs of the usage size with prometheus_client's parsers takes minutes.
+    usage_check: bool = True
 
     def runs_for(self, size: Size, runs: int) -> int:
         # At the huge size the sequential listing alone takes minutes: once is enough.
@@ -31,13 +36,23 @@ class Plan:
 
 def plan_from(args: argparse.Namespace) -> Plan:
     quick = args.quick
-    names = args.sizes.split(",") if args.sizes else (["small", "large"] if quick else list(SIZES))
+    if args.sizes:
+        names = args.sizes.split(",")
+    else:
+        # The usage size is part of the full run; --quick adds it with --usage only.
+        names = ["small", "large"] if quick else [*SIZES, *USAGE_SIZES]
+        if args.usage and quick:
+            names += list(USAGE_SIZES)
     parts = frozenset(args.parts.split(",")) if args.parts else frozenset(PARTS)
-    unknown = sorted(parts - set(PARTS)) + [name for name in names if name not in SIZES]
+    known = {*SIZES, *USAGE_SIZES}
+    unknown = sorted(parts - set(PARTS)) + [name for name in names if name not in known]
     if unknown:
         raise SystemExit(f"unknown size or part: {', '.join(unknown)}")
     return Plan(
-        sizes=tuple(SIZES[name] for name in names),
+        sizes=tuple(SIZES[name] for name in names if name in SIZES),
+        usage_sizes=tuple(USAGE_SIZES[name] for name in names if name in USAGE_SIZES),
+        usage_runs=args.usage_runs or (2 if quick else 3),
+        usage_check=not quick,
         parts=parts,
         latency=args.latency,
         concurrency=args.concurrency,

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.plan import Plan
 from bench.scrape_cost import percentile
-from bench.sizes import SDK_DEFAULT_LIMIT, SIZES, Size
+from bench.sizes import POLL_INTERVAL, SDK_DEFAULT_LIMIT, SIZES, USAGE_SIZES, Size
 
 Result = dict[str, Any]
 
@@ -66,25 +66,32 @@ def refresh_table(results: list[Result], plan: Plan) -> list[str]:
         )
     lines += [
         "",
-        "Every default collector (api_keys, admin_api_keys, users, invites, certificates) "
-        "against api_keys alone: each api_keys-only refresh is followed at once by one with "
-        "every default collector, in another worker, so both meet the same neighbours; "
-        "median of the per-pair ratios.",
+        "Side by side: each api_keys-only refresh is followed at once by one with the "
+        "credential collectors (api_keys, admin_api_keys, users, invites, certificates: the "
+        "default set of issue 9), then by one with every default collector (those, plus "
+        "usage, costs and spend_limits), each in its own worker, so all three meet the same "
+        "neighbours; medians, and medians of the per-run ratios to api_keys alone. The "
+        "organizations of these sizes have no usage (the usage size measures it), so usage "
+        "and costs cost a page each; spend limits cost two requests per project.",
         "",
-        "| size | api_keys s | every default collector s | ratio | requests | every default |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| size | api_keys s | credentials s | ratio | every default s | ratio | requests "
+        "| credentials | every default |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         pairs = [r for r in result["refreshes"] if "all_collectors_seconds" in r]
         if not pairs:
             continue
         ours = _median([r["seconds"] for r in pairs])
-        every = _median([r["all_collectors_seconds"] for r in pairs])
-        ratio = _median([r["all_collectors_seconds"] / r["seconds"] for r in pairs])
-        lines.append(
-            f"| {result['size']} | {ours:.2f} | {every:.2f} | {ratio:.3f} "
-            f"| {pairs[0]['requests']} | {pairs[0]['all_collectors_requests']} |"
-        )
+        cells = [f"{ours:.2f}"]
+        for name in ("credentials", "all_collectors"):
+            cells.append(f"{_median([r[f'{name}_seconds'] for r in pairs]):.2f}")
+            cells.append(f"{_median([r[f'{name}_seconds'] / r['seconds'] for r in pairs]):.3f}")
+        requests = [
+            str(pairs[0][key])
+            for key in ("requests", "credentials_requests", "all_collectors_requests")
+        ]
+        lines.append(f"| {result['size']} | {' | '.join(cells + requests)} |")
     return lines
 
 
@@ -205,7 +212,114 @@ def growth_table(results: list[Result], idle: Result) -> list[str]:
     return lines
 
 
-def tables(results: list[Result], idle: Result, plan: Plan) -> str:
+def _polls(result: Result, *, steady: bool) -> list[Result]:
+    """Every run's first poll, or every run's steady polls."""
+    chosen: list[Result] = []
+    for run in result["runs"]:
+        chosen += run["polls"][1:] if steady else run["polls"][:1]
+    return chosen
+
+
+def usage_tables(results: list[Result], plan: Plan) -> list[str]:
+    lines = [
+        f"Usage polls (the usage collector alone, in its own worker; hourly buckets, "
+        f"lookback 3h at 10:05 UTC on a Tuesday: 4 buckets, the open one and the one "
+        f"before it still growing): median of {plan.usage_runs} first polls (a new worker "
+        f"each, the ledger empty) and of {plan.usage_runs * plan.steady_polls} steady polls "
+        f"({plan.steady_polls} per run, each {POLL_INTERVAL} s of simulated time after the "
+        "one before: the same window re-read, grown). Requests: every poll of every run "
+        "(the minimum: one page per source). CPU: the exporter's process; parse: pydantic "
+        "turning the bodies into models; ledger: BucketLedger.advance; the rest is reading "
+        "the bodies (aiohttp) and summing results per series. Simulator CPU: the simulator "
+        "computing and serializing the pages, in the driver's process (with the real API "
+        "that is OpenAI's time, not the exporter's).",
+        "",
+        "| size | series | requests | minimum | poll | s | CPU s | parse s | ledger s "
+        "| simulator CPU s | MB read |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        size = USAGE_SIZES[result["size"]]
+        counts = sorted({p["requests"] for run in result["runs"] for p in run["polls"]})
+        for kind, steady in (("first", False), ("steady", True)):
+            polls = _polls(result, steady=steady)
+            cells = [
+                f"{_median([p[name] for p in polls]):.2f}"
+                for name in (
+                    "seconds",
+                    "cpu_seconds",
+                    "parse_cpu_seconds",
+                    "ledger_cpu_seconds",
+                    "simulator_cpu_seconds",
+                )
+            ]
+            megabytes = _median([p["bytes_read"] / 1e6 for p in polls])
+            lines.append(
+                f"| {size.name} | {polls[0]['series']:,} | {'/'.join(map(str, counts))} "
+                f"| {size.minimum_requests} | {kind} | {' | '.join(cells)} | {megabytes:.0f} |"
+            )
+    lines += [
+        "",
+        "Memory: 'ledger' is the usage state's Python objects, every distinct object "
+        "reachable from it counted once (sys.getsizeof): exact, and free of what the "
+        "allocator keeps; RSS: the worker process after its steady polls, above the same "
+        "process before its first poll, which also holds what the parsing peak left to the "
+        "allocator. Per series: divided by the ledger's series. Medians of the runs.",
+        "",
+        "| size | series | ledger MB | ledger B/series | objects/series | RSS growth MiB "
+        "| RSS B/series | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        series = result["runs"][0]["polls"][-1]["series"]
+        runs = result["runs"]
+        ledger = _median([r["memory_after"]["usage_bytes"] for r in runs])
+        objects = _median([r["memory_after"]["usage_objects"] for r in runs])
+        growth = _median([r["memory_after"]["VmRSS"] - r["memory_before"]["VmRSS"] for r in runs])
+        peak = _median([r["memory_after"]["VmHWM"] for r in runs])
+        lines.append(
+            f"| {result['size']} | {series:,} | {ledger / 1e6:.1f} | {ledger / series:,.0f} "
+            f"| {objects / series:.1f} | {growth / 1024:.0f} | {growth * 1024 / series:,.0f} "
+            f"| {peak / 1024:.0f} |"
+        )
+    scraped = [r for r in results if "scrape" in r]
+    if scraped:
+        lines += [
+            "",
+            f"Scrape of the usage counters, ms, p50 / p99 of {min(plan.scrape_runs, 10)} renders "
+            "from a warm cache, and the baseline (prometheus_client, once), as in the scrape "
+            "table above. First: the first scrape after a poll (plain + gzip), which renders "
+            "and compresses every counter once for both formats; later scrapes of the same "
+            "state reuse that text. Samples: counter lines in the text.",
+            "",
+            "| size | samples | text | baseline | speedup | text+gzip | baseline | speedup "
+            "| OpenMetrics+gzip | baseline | speedup | first | bytes plain | bytes gzip "
+            "| same samples |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for result in scraped:
+            scrape = result["scrape"]
+            cells = [f"{scrape['usage_series']:,}"]
+            for name in ("text", "text_gzip", "om_gzip"):
+                cost = scrape[name]
+                cells += [
+                    f"{_ms(cost['p50'])} / {_ms(cost['p99'])}",
+                    _ms(cost["baseline_p50"]),
+                    f"{cost['baseline_p50'] / cost['p50']:.0f}x",
+                ]
+            cells += [
+                f"{_ms(scrape['prepare_s'])} + {_ms(scrape['prepare_gzip_s'])}",
+                f"{scrape['bytes']:,}",
+                f"{scrape['bytes_gzip']:,}",
+                {True: "yes", False: "NO"}.get(scrape.get("same_samples"), "not checked"),
+            ]
+            lines.append(f"| {result['size']} | {' | '.join(cells)} |")
+    return lines
+
+
+def tables(
+    results: list[Result], idle: Result, plan: Plan, usage: list[Result] | None = None
+) -> str:
     sections: list[list[str]] = []
     if listed := [r for r in results if "refreshes" in r]:
         sections.append(refresh_table(listed, plan))
@@ -213,5 +327,8 @@ def tables(results: list[Result], idle: Result, plan: Plan) -> str:
         sections.append(scrape_tables(scraped, plan))
     if processed := [r for r in results if "memory_kib" in r]:
         sections.append(process_table(processed, idle, plan))
-    sections.append(growth_table(results, idle))
+    if results:
+        sections.append(growth_table(results, idle))
+    if usage:
+        sections.append(usage_tables(usage, plan))
     return "\n\n".join("\n".join(section) for section in sections)

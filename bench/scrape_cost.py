@@ -209,10 +209,13 @@ def measure(
     result["bytes_gzip"] = len(compressed)
     result["baseline_bytes"] = sizes["text"]
     result["baseline_bytes_gzip"] = sizes["text_gzip"]
-    inventory_series = sum(1 for line in plain.splitlines() if line.startswith(b"openai_api_key"))
-    keys: ProjectKeys = inventory["api_keys"].rows
-    result["series_per_key"] = inventory_series / max(1, keys.key_count)
-    result["series"] = sum(1 for line in plain.splitlines() if not line.startswith(b"#"))
+    lines = plain.splitlines()
+    if "api_keys" in inventory:
+        inventory_series = sum(1 for line in lines if line.startswith(b"openai_api_key"))
+        keys: ProjectKeys = inventory["api_keys"].rows
+        result["series_per_key"] = inventory_series / max(1, keys.key_count)
+    result["usage_series"] = sum(1 for line in lines if line.startswith(b"openai_usage_"))
+    result["series"] = sum(1 for line in lines if not line.startswith(b"#"))
     if check:
         text_ok = same_samples(
             plain,

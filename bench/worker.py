@@ -11,16 +11,25 @@ simulator's request count between steps:
 - ``{"do": "calibrate"}``: the latency the simulator really gives at the benchmark's
   concurrency (its injected latency plus its own work), with a bare client.
 - ``{"do": "scrape", ...}``: scrape cost on the snapshot of the last refresh.
+- ``{"do": "clock", "at": T}``: from now on the exporter's wall clock reads T (the usage
+  size polls at a fixed instant, the simulator's clock set to the same).
+- ``{"do": "memory"}``: the process's RSS, and the Python objects the usage state holds.
 - ``{"do": "quit"}``.
+
+Each refresh also reports the CPU spent parsing responses (pydantic, JSON to models) and
+advancing bucket ledgers, by wrapping those two functions in this process only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,11 +38,92 @@ from pydantic import SecretStr
 from bench import scrape_cost
 from bench.sizes import SDK_DEFAULT_LIMIT
 from exporter.clock import Clocks
+from exporter.collectors import ledger as ledger_module
+from exporter.collectors.usage import REQUESTS, SOURCES, Usage
 from exporter.config import Settings
 from exporter.health import ExporterHealth
 from exporter.pipeline import enabled_collectors, open_pipeline
+from exporter.snapshot import Snapshot
+from exporter.upstream import client as client_module
 
 ADMIN_KEY = "sk-admin-benchmark"
+DEFAULT_REQUEST_TIMEOUT: float = Settings.model_fields["openai_request_timeout"].default
+# CPU seconds in each since the worker started, and the bytes of the bodies parsed.
+CPU = {"parse": 0.0, "ledger": 0.0, "bytes": 0.0}
+
+
+def _timed_cpu(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            CPU[name] += time.process_time() - started
+            if name == "parse":
+                CPU["bytes"] += len(args[0])  # _parse(body, model, endpoint)
+
+    return timed
+
+
+def instrument() -> None:
+    """Count the CPU of response parsing (the client's one ``_parse``: the body to
+    pydantic models) and of ``BucketLedger.advance``: a few calls per poll, so the
+    wrappers cost nothing measurable."""
+    parse = "_parse"
+    setattr(client_module, parse, _timed_cpu("parse", getattr(client_module, parse)))
+    ledger = ledger_module.BucketLedger
+    ledger.advance = _timed_cpu("ledger", ledger.advance)  # type: ignore[method-assign]
+
+
+class Wall:
+    """The exporter's wall clock: the real one until the driver fixes an instant."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.at is None else self.at
+
+
+def deep_size(root: object) -> tuple[int, int]:
+    """Bytes (``sys.getsizeof``) and count of the distinct objects reachable from
+    ``root``, classes and modules left out: what a state holds in Python objects."""
+    seen: set[int] = set()
+    stack = [root]
+    size = count = 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, type):
+            continue
+        seen.add(id(item))
+        size += sys.getsizeof(item)
+        count += 1
+        stack.extend(gc.get_referents(item))
+    return size, count
+
+
+def rss_kib() -> dict[str, int]:
+    status = Path("/proc/self/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
+
+
+def usage_figures(snapshot: Snapshot) -> dict[str, Any]:
+    """Series per source and the requests counted, from the usage state (if any)."""
+    if "usage" not in snapshot:
+        return {}
+    usage: Usage = snapshot["usage"].rows
+    counted = 0
+    for source in SOURCES:
+        ledger = usage.ledgers.get(source.name)
+        if ledger is not None:
+            index = source.measures.index(REQUESTS)
+            counted += sum(totals[index] for _, totals in ledger.totals())
+    return {
+        "series": len(usage),
+        "series_by_source": {name: len(ledger) for name, ledger in usage.ledgers.items()},
+        "counted_requests": counted,
+    }
 
 
 async def naive_listing(base_url: str, limit: int = SDK_DEFAULT_LIMIT) -> dict[str, Any]:
@@ -86,11 +176,19 @@ async def calibrate(base_url: str, concurrency: int, requests: int) -> dict[str,
     return {"latency": sum(latencies) / len(latencies), "requests": len(latencies)}
 
 
-async def serve(base_url: str, concurrency: int, collector_names: tuple[str, ...]) -> None:
+async def serve(
+    base_url: str,
+    concurrency: int,
+    collector_names: tuple[str, ...],
+    request_timeout: float | None = None,
+) -> None:
+    instrument()
+    wall = Wall()
     settings = Settings(
         admin_key=SecretStr(ADMIN_KEY),
         base_url=base_url,
         openai_concurrency=concurrency,
+        openai_request_timeout=request_timeout or DEFAULT_REQUEST_TIMEOUT,
         openai_refresh_timeout=3600,
         cache_ttl=3600,
         cache_retry_interval=3600,
@@ -106,7 +204,7 @@ async def serve(base_url: str, concurrency: int, collector_names: tuple[str, ...
         collectors,
         observe_request=health.observe_request,
         observe_report=health.record,
-        clocks=Clocks(),
+        clocks=Clocks(wall=wall),
     ) as (cache, _):
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -115,16 +213,36 @@ async def serve(base_url: str, concurrency: int, collector_names: tuple[str, ...
             command = json.loads(line)
             answer: dict[str, Any]
             if command["do"] == "refresh":
+                parse, ledger, read = CPU["parse"], CPU["ledger"], CPU["bytes"]
                 started, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*cache.start_refresh())
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
                 results = {report.result for report in health.last_reports.values()}
                 snapshot = cache.current()
                 keys = snapshot["api_keys"].rows.key_count if "api_keys" in snapshot else 0
                 answer = {
-                    "seconds": time.perf_counter() - started,
-                    "cpu_seconds": time.process_time() - cpu,
+                    "seconds": seconds,
+                    "cpu_seconds": cpu,
+                    "parse_cpu_seconds": CPU["parse"] - parse,
+                    "ledger_cpu_seconds": CPU["ledger"] - ledger,
+                    "bytes_read": int(CPU["bytes"] - read),
                     "result": results.pop() if len(results) == 1 else "mixed",
                     "keys": keys,
+                    **usage_figures(snapshot),
+                }
+            elif command["do"] == "clock":
+                wall.at = command["at"]
+                answer = {"at": wall()}
+            elif command["do"] == "memory":
+                gc.collect()
+                snapshot = cache.current()
+                started = time.perf_counter()
+                size, objects = deep_size(snapshot["usage"].rows) if "usage" in snapshot else (0, 0)
+                answer = {
+                    **rss_kib(),
+                    "usage_bytes": size,
+                    "usage_objects": objects,
+                    "seconds": time.perf_counter() - started,
                 }
             elif command["do"] == "calibrate":
                 answer = await calibrate(base_url, concurrency, command["requests"])
@@ -151,8 +269,10 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--collectors", default="api_keys", help="comma-separated names")
+    parser.add_argument("--request-timeout", type=float, help="seconds (default: the exporter's)")
     args = parser.parse_args()
-    asyncio.run(serve(args.base_url, args.concurrency, tuple(args.collectors.split(","))))
+    collectors = tuple(args.collectors.split(","))
+    asyncio.run(serve(args.base_url, args.concurrency, collectors, args.request_timeout))
 
 
 if __name__ == "__main__":

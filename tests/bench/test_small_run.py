@@ -57,12 +57,33 @@ def test_every_refresh_makes_exactly_the_minimum_requests(small_run: dict[str, A
         assert refresh["keys"] == SMALL.keys
 
 
-def test_every_default_collector_adds_one_listing_per_resource(small_run: dict[str, Any]) -> None:
+def credential_pages() -> int:
+    """One listing each of admin keys, members, invites and certificates."""
     org = build_organization(SMALL.spec())
-    pages = sum(
+    return sum(
         max(1, math.ceil(len(listed) / 100))
         for listed in (org.admin_keys(), org.members(), org.invites(), org.certificates())
     )
+
+
+def test_the_inventory_sizes_have_no_usage() -> None:
+    # Their organizations measure the key inventory; the usage size measures usage.
+    for size in SIZES.values():
+        assert size.spec().active_keys == 0
+    assert build_organization(SMALL.spec()).usage.series_count() == 0
+
+
+def test_the_credential_collectors_add_one_listing_per_resource(
+    small_run: dict[str, Any],
+) -> None:
+    for refresh in small_run["refreshes"]:
+        assert refresh["credentials_requests"] == SMALL.minimum_requests + credential_pages()
+        assert refresh["credentials_result"] == "success"
+
+
+def test_every_default_collector_adds_one_listing_per_resource(small_run: dict[str, Any]) -> None:
+    org = build_organization(SMALL.spec())
+    pages = credential_pages()
     projects = org.projects(include_archived=False)
     # usage: one page per source (the window fits its limit); costs: one page; spend
     # limits: the organization's limit and alerts, the project pages, and per active
