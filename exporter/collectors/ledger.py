@@ -85,28 +85,38 @@ class BucketLedger(Generic[Amount]):
         again). Returns the new ledger and the buckets that shrank for the first time.
         """
         measures = len(self.zeros)
-        series: dict[SeriesKey, Series[Amount]] = {}
+        # Most series change in one or two buckets per poll, or not at all: a series is
+        # rebuilt only when a bucket leaves its window or one of its buckets changed.
+        series: dict[SeriesKey, Series[Amount]] = dict(self.series)
         for key, before in self.series.items():
-            kept = tuple(entry for entry in before.counted if entry[0] >= window_start)
-            series[key] = (
-                before if len(kept) == len(before.counted) else Series(before.totals, kept)
-            )
+            if before.counted and before.counted[0][0] < window_start:
+                kept = tuple(entry for entry in before.counted if entry[0] >= window_start)
+                series[key] = Series(before.totals, kept)
         shrinks: list[Shrink] = []
         shrunk = {entry for entry in self.shrunk if entry[1] >= window_start}
+        zeros = self.zeros
         for key, buckets in observed.items():
             known = series.get(key)
-            totals = list(known.totals if known else self.zeros)
             counted = dict(known.counted) if known else {}
+            totals: list[Amount] | None = None  # copied on the first growth only
+            changed = known is None
             for bucket, reported in buckets.items():
                 if bucket < window_start:
                     continue
                 if len(reported) != measures:
                     raise ValueError(f"{len(reported)} values for {measures} measures")
-                reported = tuple(map(max, reported, self.zeros))
-                already = counted.get(bucket, self.zeros)
+                already = counted.get(bucket)
+                if reported == already:
+                    continue  # the common case: a settled bucket read again
+                if already is None:
+                    already = zeros
+                    changed = True
+                reported = tuple(map(max, reported, zeros))
                 grown = False
                 for index, (new, old) in enumerate(zip(reported, already, strict=True)):
                     if new > old:
+                        if totals is None:
+                            totals = list(known.totals if known else zeros)
                         totals[index] += new - old
                         grown = True
                     elif new < old and (key, bucket) not in shrunk:
@@ -114,8 +124,17 @@ class BucketLedger(Generic[Amount]):
                         shrinks.append(Shrink(key, bucket, already, reported))
                 if grown or bucket not in counted:
                     counted[bucket] = tuple(map(max, reported, already))
-            series[key] = Series(tuple(totals), tuple(sorted(counted.items())))
+                    changed = True
+            if changed:
+                new_totals = (
+                    tuple(totals) if totals is not None else (known or _empty(zeros)).totals
+                )
+                series[key] = Series(new_totals, tuple(sorted(counted.items())))
         return BucketLedger(self.zeros, series, frozenset(shrunk)), shrinks
+
+
+def _empty(zeros: tuple[Amount, ...]) -> Series[Amount]:
+    return Series(zeros, ())
 
 
 def window_start(now: float, lookback: float, width: int) -> int:

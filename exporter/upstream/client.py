@@ -25,6 +25,9 @@ from exporter.upstream.retry import RetryPolicy, is_retryable_status
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a full page is ~100 KB; far larger is not a page
+# A page of usage or cost buckets holds one result per series and bucket: ~30 MB for a
+# busy hour of 10,000 active keys on 3 models (docs/performance.md), so far more room.
+MAX_BUCKET_BODY_BYTES = 512 * 1024 * 1024
 MAX_MESSAGE_CHARS = 300
 DEFAULT_MAX_PAGES = 1000
 
@@ -75,7 +78,14 @@ class AdminApiClient:
         )
 
     async def get(
-        self, path: str, query: Query, model: type[ModelT], *, endpoint: str, permission: str
+        self,
+        path: str,
+        query: Query,
+        model: type[ModelT],
+        *,
+        endpoint: str,
+        permission: str,
+        max_body: int = MAX_BODY_BYTES,
     ) -> ModelT:
         """``GET path?query`` parsed as ``model``, retried as the official SDK retries.
 
@@ -84,7 +94,7 @@ class AdminApiClient:
         retry_number = 0
         while True:
             try:
-                return await self._request_once(path, query, model, endpoint, permission)
+                return await self._request_once(path, query, model, endpoint, permission, max_body)
             except _Retryable as retryable:
                 if retry_number >= self._retry.max_retries:
                     raise retryable.error from None
@@ -96,7 +106,13 @@ class AdminApiClient:
                 await self._clocks.sleep(delay)
 
     async def _request_once(
-        self, path: str, query: Query, model: type[ModelT], endpoint: str, permission: str
+        self,
+        path: str,
+        query: Query,
+        model: type[ModelT],
+        endpoint: str,
+        permission: str,
+        max_body: int,
     ) -> ModelT:
         headers = {
             "Authorization": f"Bearer {self._admin_key.get_secret_value()}",
@@ -114,7 +130,7 @@ class AdminApiClient:
                 allow_redirects=False,
             ) as response:
                 code = str(response.status)
-                body = await _read_limited(response, endpoint)
+                body = await _read_limited(response, endpoint, max_body)
                 if response.status != 200:
                     raise _status_error(
                         response.status, body, endpoint, permission, dict(response.headers)
@@ -139,14 +155,14 @@ class _Retryable(Exception):
         self.headers = {name.lower(): value for name, value in headers.items()}
 
 
-async def _read_limited(response: aiohttp.ClientResponse, endpoint: str) -> bytes:
+async def _read_limited(response: aiohttp.ClientResponse, endpoint: str, max_body: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(65536):
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > max_body:
             raise UpstreamError(
-                "bad_response", f"response larger than {MAX_BODY_BYTES} bytes", endpoint=endpoint
+                "bad_response", f"response larger than {max_body} bytes", endpoint=endpoint
             )
         chunks.append(chunk)
     return b"".join(chunks)

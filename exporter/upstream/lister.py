@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote
 
-from exporter.upstream.client import AdminApiClient, Query
+from exporter.upstream.client import (
+    MAX_BODY_BYTES,
+    MAX_BUCKET_BODY_BYTES,
+    AdminApiClient,
+    Query,
+)
 from exporter.upstream.errors import UpstreamError
 from exporter.upstream.models import CursorPage, Identified, TokenPage
 
@@ -33,6 +38,7 @@ class _Endpoint(Generic[ItemT_co]):
     item: type[ItemT_co]
     query: Query = ()
     permission: str = ADMIN_READ  # what a 401/403 line says the key needs
+    max_body: ClassVar[int] = MAX_BODY_BYTES  # the largest page the scheme can need
     page_model: type[Any] = field(init=False, repr=False, compare=False)
     envelope: ClassVar[type[Any]]  # the paging scheme's envelope, made concrete per item
 
@@ -56,6 +62,7 @@ class TokenEndpoint(_Endpoint[BucketT]):
     """A page-token listing (``page`` = the previous ``next_page``: usage and costs)."""
 
     envelope = TokenPage
+    max_body = MAX_BUCKET_BODY_BYTES
 
 
 def path_of(template: str, path_args: Mapping[str, str], endpoint: str) -> str:
@@ -164,7 +171,12 @@ async def _pages(
     for _ in range(client.max_pages):
         params = base if position is None else [*base, (scheme.parameter, position)]
         page = await client.get(
-            path, params, endpoint.page_model, endpoint=name, permission=endpoint.permission
+            path,
+            params,
+            endpoint.page_model,
+            endpoint=name,
+            permission=endpoint.permission,
+            max_body=endpoint.max_body,
         )
         if len(page.data) > limit:
             raise UpstreamError(
