@@ -24,6 +24,7 @@ from tests.alerts.rules import (
     CREDENTIAL_ALERTS,
     KEY_ALERTS,
     PROJECT_ALERTS,
+    USAGE_ALERTS,
     load_rule_document,
 )
 from tests.process import free_port
@@ -33,14 +34,26 @@ T = TypeVar("T")
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 SCRAPE_JOB = "openai-key-exporter"  # the job OpenAIExporterDown selects
 POLL_INTERVAL = 0.25
-# The alerts about keys, projects, admin keys and certificates, and the one about a failing
-# collector, wait 1 s instead of their shipped 5m/15m/30m/1h. OpenAIExporterDown,
+# The alerts about keys, projects, admin keys and certificates, about usage and spend, and
+# the one about a failing collector, wait 1 s instead of their shipped 5m/15m/30m/1h.
+# OpenAIExporterDown,
 # OpenAIExporterDataStale and OpenAIExporterRateLimited keep their shipped `for:`:
 # OpenAIExporterDown is rightly pending until the first scrape, and must not fire over
 # that; their silence is checked on their expressions instead.
 SHORTENED = dict.fromkeys(
-    KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + ("OpenAIExporterCollectorFailing",), "1s"
+    KEY_ALERTS
+    + PROJECT_ALERTS
+    + CREDENTIAL_ALERTS
+    + USAGE_ALERTS
+    + ("OpenAIExporterCollectorFailing",),
+    "1s",
 )
+# Every collector on by default runs in the e2e exporters (usage, costs and spend_limits
+# too: the e2e proves the default deployment). Only how often they refresh is shorter:
+# the organizations change during a run (a dormant key is used, a key bursts), and the
+# shipped 5m (--cache.ttl, --usage.interval) and 1h (--costs.interval, which spend_limits
+# shares) would show none of it within a test. 2 s is twice the scrape interval.
+FAST_REFRESH = ("--cache.ttl=2s", "--usage.interval=2s", "--costs.interval=2s")
 
 
 def tool(*names: str) -> str:
@@ -178,10 +191,13 @@ async def start_stack(
     *,
     exporter_env: Mapping[str, str],
     exporter_args: Sequence[str] = (),
+    history: Callable[[str], str] | None = None,
 ) -> Stack:
     """Starts exporter (the installed command with `exporter_args`, and only PATH and
     `exporter_env` in its environment), Alertmanager and Prometheus; returns once the
-    target is up."""
+    target is up. `history`, given the exporter's instance label, returns series in the
+    OpenMetrics text format that Prometheus holds from before it started (written into
+    its TSDB with `promtool tsdb create-blocks-from openmetrics`)."""
     session = await exit_stack.enter_async_context(
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     )
@@ -247,6 +263,8 @@ async def start_stack(
         ],
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config), encoding="utf-8")
+    if history is not None:
+        await backfill(directory, history(stack.exporter_url.removeprefix("http://")))
     await started(
         await start(
             "prometheus",
@@ -274,6 +292,28 @@ async def start_stack(
     # The first scrape comes about 5 s after Prometheus starts.
     await poll(target_up, "Prometheus to scrape the exporter", within=60, context=stack.logs)
     return stack
+
+
+async def backfill(directory: Path, openmetrics: str) -> None:
+    """Blocks of `openmetrics` in Prometheus's (not yet started) data directory."""
+    source = directory / "history.om"
+    source.write_text(openmetrics, encoding="utf-8")
+    process = await start(
+        "promtool-backfill",
+        [
+            tool("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            # One block for the whole history, not one per 2 h: fewer to load and compact.
+            "--max-block-duration=192h",
+            str(source),
+            str(directory / "prometheus-data"),
+        ],
+        directory,
+    )
+    code = await process.process.wait()
+    assert code == 0, f"promtool could not backfill\n{process.tail()}"
 
 
 def simulator_env(admin_api_url: str) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """End to end, one collector failing: the invites endpoint answers 500 for good.
 
 The same organization as test_end_to_end.py, on a stack of its own (the failure makes
-`openai_up` 0, which the healthy stack asserts is 1). The exporter refreshes every 2 s and
-retries once, so a failure shows within seconds. The fault is armed only once every
+`openai_up` 0, which the healthy stack asserts is 1). The exporter refreshes every 2 s
+(stack.FAST_REFRESH, every collector on by default) and retries once, so a failure shows
+within seconds. The fault is armed only once every
 collector has completed a refresh, so the invites collector has good data to keep.
 OpenAIExporterCollectorFailing (its `for:` shortened to 1 s like the key alerts) must fire
 for `collector="invites"` alone, while the scrape, the other collectors and every
@@ -21,18 +22,27 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from exporter.collectors.catalog import COLLECTOR_DEFAULTS
 from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.faults import Fault, ListEndpoint
 from tests.alerts.rules import alerts
 from tests.e2e.organization import Org, build_org, identity
-from tests.e2e.stack import SCRAPE_JOB, SHORTENED, Stack, poll, simulator_env, start_stack
+from tests.e2e.stack import (
+    FAST_REFRESH,
+    SCRAPE_JOB,
+    SHORTENED,
+    Stack,
+    poll,
+    simulator_env,
+    start_stack,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 TIMEOUT = 60.0
 FAILING: ListEndpoint = "invites"
-# The collectors on by default (service_accounts is off).
-COLLECTORS = {"api_keys", "admin_api_keys", "users", "invites", "certificates"}
+# The collectors on by default (service_accounts and rate_limits are off).
+COLLECTORS = {name for name, on in COLLECTOR_DEFAULTS.items() if on}
 INVITES = 4  # tests/e2e/organization.py::_add_invites
 
 
@@ -63,8 +73,10 @@ async def failing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fai
             tmp_path_factory.mktemp("e2e-failing"),
             SHORTENED,
             exporter_env=simulator_env(admin_api_url),
-            exporter_args=["--cache.ttl=2s", "--openai.max-retries=1"],
+            exporter_args=[*FAST_REFRESH, "--openai.max-retries=1"],
+            history=built.history,
         )
+        await built.play(stack, TIMEOUT)
 
         async def all_refreshed() -> bool | None:
             every = await success_by_collector(stack) == dict.fromkeys(COLLECTORS, 1.0)
