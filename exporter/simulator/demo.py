@@ -54,7 +54,7 @@ from exporter.simulator.organization import (
     SimInviteProject,
     SimMember,
     SimUser,
-    build_organization,
+    build_organization_as,
 )
 from exporter.simulator.usage import GROUP_FIELDS, METRICS, USAGE_SOURCES
 
@@ -125,17 +125,16 @@ class ScenarioOrganization(Organization):
     applied, in order, at the first read of keys or members at or after its time, on the
     `clock` (the simulator's, wall time by default)."""
 
-    _scenario: _Scenario
     dormant_key_id: str  # the key that wakes up (demo_organization)
     spike_key_id: str  # the key that bursts
 
-    @classmethod
-    def of(cls, org: Organization, clock: Callable[[], float] = time.time) -> ScenarioOrganization:
-        """`org` itself, now with a scenario (none yet)."""
-        org.__class__ = cls
-        assert isinstance(org, ScenarioOrganization)
-        org._scenario = _Scenario(clock=clock)
-        return org
+    def __init__(self, *, seed: int = 0, now: int | None = None) -> None:
+        super().__init__(seed=seed, now=now)
+        self._scenario = _Scenario()
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """The clock the steps are timed on (the simulator's; wall time by default)."""
+        self._scenario.clock = clock
 
     def at(self, when: int, step: Step) -> None:
         self._scenario.steps.append((when, step))
@@ -189,7 +188,8 @@ def demo_organization(
     """The demo organization; `admin_key` is the key the demo exporter sends. `clock`
     times its scenario (the dormant key waking up)."""
     at = int(time.time()) if now is None else now
-    org = ScenarioOrganization.of(build_organization(replace(DEMO_SPEC, now=at)), clock)
+    org = build_organization_as(replace(DEMO_SPEC, now=at), ScenarioOrganization)
+    org.set_clock(clock)
     owner = next(m for m in org.members() if m.role == "owner")
     as_owner = SimAdminKeyOwner(id=owner.id, name=owner.name, created_at=owner.created_at)
     robot = SimAdminKeyOwner(

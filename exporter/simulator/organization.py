@@ -13,7 +13,7 @@ import binascii
 import random
 import time
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 from exporter.simulator import names
 from exporter.simulator.billing import (
@@ -170,6 +170,9 @@ class SimProject:
     created_at: int
     status: ProjectStatus
     archived_at: int | None
+
+
+OrgT = TypeVar("OrgT", bound="Organization")
 
 
 class UnknownProjectError(KeyError):
@@ -852,11 +855,11 @@ class _ProjectOwners:
 
 
 class _Builder:
-    def __init__(self, spec: OrganizationSpec) -> None:
+    def __init__(self, spec: OrganizationSpec, into: type[Organization] = Organization) -> None:
         self.spec = spec
         self.now = spec.now if spec.now is not None else int(time.time())
         self.rng = random.Random(spec.seed)
-        self.org = Organization(seed=spec.seed, now=self.now)
+        self.org = into(seed=spec.seed, now=self.now)
         # Users belong to the organization and take part in several projects.
         self.users = [self._user(i) for i in range(max(3, min(spec.projects * 2, 5_000)))]
         self.service_account_index = 0
@@ -1275,3 +1278,10 @@ class _OrganizationExtras:
 def build_organization(spec: OrganizationSpec) -> Organization:
     """A seeded organization: the same spec always yields the same projects, keys and owners."""
     return _Builder(spec).build()
+
+
+def build_organization_as(spec: OrganizationSpec, into: type[OrgT]) -> OrgT:
+    """``build_organization``, built as ``into`` (a subclass, such as the demo's)."""
+    org = _Builder(spec, into).build()
+    assert isinstance(org, into)
+    return org
