@@ -90,7 +90,9 @@ class _Prepared:
 
     states: tuple[ResourceState[Any] | None, ...]  # held for the identity check
     gauges: Deflated
-    counters: dict[bool, Deflated]  # by openmetrics: a counter's header differs by format
+    # By openmetrics: a counter's header differs by format, its lines do not (each
+    # family's lines are compressed once and shared by both formats' pieces).
+    counters: dict[bool, tuple[Deflated, ...]]
     moving: tuple[_Since, ...]
     newest: int  # the latest timestamp of the since families: ages below it need clamping
     moving_deflated: tuple[int, Deflated] | None = None  # (second, its text) last gzipped
@@ -138,7 +140,7 @@ class SnapshotRenderer:
                 prepared = self._prepare(collector, snapshot)
                 if prepared is not None:
                     pieces.append(prepared.gauges)
-                    pieces.append(prepared.counters[openmetrics])
+                    pieces.extend(prepared.counters[openmetrics])
                     pieces.append(self._moving_deflated(prepared, second))
             return gzip_member(pieces, tail, _FIXED_LEVEL)
         parts: list[bytes] = []
@@ -146,7 +148,7 @@ class SnapshotRenderer:
             prepared = self._prepare(collector, snapshot)
             if prepared is not None:
                 parts.append(inflate(prepared.gauges))
-                parts.append(inflate(prepared.counters[openmetrics]))
+                parts.extend(inflate(piece) for piece in prepared.counters[openmetrics])
                 parts.extend(_moving_text(prepared, second))
         parts.append(tail)
         return tuple(parts)
@@ -199,15 +201,27 @@ class SnapshotRenderer:
             else:
                 fixed_text.write(headers.text[family.name])
                 fixed_text.write_lines(_lines(family, samples, labels, ""))
-        by_format = {}
-        for openmetrics in (False, True):
-            text = Deflater(_FIXED_LEVEL) if counters else None
-            for family, lines in counters:
-                assert text is not None
-                text.write((headers.openmetrics if openmetrics else headers.text)[family.name])
-                text.write_lines(lines)
-            by_format[openmetrics] = NOTHING if text is None else text.flush()
-        return _Prepared(states, fixed_text.flush(), by_format, tuple(moving), newest)
+        by_format: dict[bool, list[Deflated]] = {False: [], True: []}
+        for family, lines in counters:
+            body = Deflater(_FIXED_LEVEL)
+            body.write_lines(lines)
+            shared = body.flush()
+            for openmetrics, header in ((False, headers.text), (True, headers.openmetrics)):
+                by_format[openmetrics].append(_deflated(header[family.name]))
+                by_format[openmetrics].append(shared)
+        return _Prepared(
+            states,
+            fixed_text.flush(),
+            {fmt: tuple(pieces) for fmt, pieces in by_format.items()},
+            tuple(moving),
+            newest,
+        )
+
+
+def _deflated(text: bytes) -> Deflated:
+    deflater = Deflater(_FIXED_LEVEL)
+    deflater.write(text)
+    return deflater.flush()
 
 
 class _LabelTexts:
