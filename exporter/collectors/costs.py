@@ -36,6 +36,7 @@ from exporter.collectors.base import Attempt, Collector, Family, Samples
 from exporter.collectors.ledger import (
     BucketLedger,
     SeriesKey,
+    add_observed,
     bucket_count,
     log_shrinks,
     window_start,
@@ -138,11 +139,7 @@ class CostsCollector(Collector[Costs]):
                         if bucket.start_time >= month:
                             by_project[project] = by_project.get(project, ZERO[0]) + amount
                         key = (project, result.api_key_id or "", result.line_item or "")
-                        slot = observed.setdefault(key, {})
-                        earlier = slot.get(bucket.start_time)
-                        slot[bucket.start_time] = (
-                            amount if earlier is None else earlier[0] + amount,
-                        )
+                        add_observed(observed, key, bucket.start_time, (amount,))
 
         async def month_before_lookback() -> None:
             days = (counted_from - month) // DAY

@@ -133,6 +133,21 @@ class BucketLedger(Generic[Amount]):
         return BucketLedger(self.zeros, series, frozenset(shrunk)), shrinks
 
 
+def add_observed(
+    observed: dict[SeriesKey, dict[int, tuple[Amount, ...]]],
+    key: SeriesKey,
+    bucket: int,
+    values: tuple[Amount, ...],
+) -> None:
+    """Gathers one result into a poll's ``Observed``: a series listed again for the same
+    bucket (its results split over pages) is summed, never counted twice."""
+    slot = observed.setdefault(key, {})
+    earlier = slot.get(bucket)
+    slot[bucket] = (
+        values if earlier is None else tuple(a + b for a, b in zip(earlier, values, strict=True))
+    )
+
+
 def _empty(zeros: tuple[Amount, ...]) -> Series[Amount]:
     return Series(zeros, ())
 

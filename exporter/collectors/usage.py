@@ -33,6 +33,7 @@ from exporter.collectors.ledger import (
     BucketLedger,
     Observed,
     SeriesKey,
+    add_observed,
     bucket_count,
     log_shrinks,
     window_start,
@@ -268,10 +269,5 @@ async def _observe(
                     (result.api_key_id or "") if by_key else "",
                     (result.model or "") if by_model else "",
                 )
-                values = source.values(result)
-                slot = observed.setdefault(key, {})
-                earlier = slot.get(bucket.start_time)
-                slot[bucket.start_time] = (
-                    values if earlier is None else tuple(map(int.__add__, earlier, values))
-                )
+                add_observed(observed, key, bucket.start_time, source.values(result))
     return observed
