@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     usage_group_by: str = ",".join(USAGE_DIMENSIONS)
     costs_interval: Duration = Field(default=3600.0, gt=0)
     costs_lookback: Duration = Field(default=3 * 86400.0, gt=0)
+    audit_interval: Duration = Field(default=60.0, gt=0)
+    audit_overlap: Duration = Field(default=600.0, ge=1)
+    audit_backfill: Duration = Field(default=7 * 86400.0, ge=0)
+    audit_backfill_max_pages: int = Field(default=100, ge=1, le=10_000)
+    audit_log_events: bool = False
+    audit_log_personal_data: bool = False
     demo: bool = False
     # Resolved by load_settings from --collector.<name> and OPENAI_EXPORTER_COLLECTOR_<NAME>.
     enabled_collectors: tuple[str, ...] = tuple(
@@ -227,6 +233,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "--scrape.timeout-margin (OPENAI_EXPORTER_SCRAPE_TIMEOUT_MARGIN) must be below "
                 "--scrape.default-timeout (OPENAI_EXPORTER_SCRAPE_DEFAULT_TIMEOUT)"
+            )
+        if self.audit_log_personal_data and not self.audit_log_events:
+            raise ValueError(
+                "--audit.log-personal-data (OPENAI_EXPORTER_AUDIT_LOG_PERSONAL_DATA) needs "
+                "--audit.log-events (OPENAI_EXPORTER_AUDIT_LOG_EVENTS)"
             )
         if self.cache_retry_interval is not None and self.cache_retry_interval > self.cache_ttl:
             raise ValueError(
@@ -387,6 +398,41 @@ OPTIONS: tuple[Option, ...] = (
         "--costs.lookback",
         "costs_lookback",
         "the trailing window of daily cost buckets each poll re-reads (default 3d, at most 178d)",
+    ),
+    Option(
+        "--audit.interval",
+        "audit_interval",
+        "how often the audit_logs collector reads the new audit log events (default 1m)",
+    ),
+    Option(
+        "--audit.overlap",
+        "audit_overlap",
+        "how far below the newest audit event each poll re-reads, for events listed late "
+        "(default 10m, at least 1s)",
+    ),
+    Option(
+        "--audit.backfill",
+        "audit_backfill",
+        "audit log history read once at start for key scopes and last event times, never "
+        "counted (default 7d)",
+    ),
+    Option(
+        "--audit.backfill-max-pages",
+        "audit_backfill_max_pages",
+        "the start's backfill reads at most this many pages of 100 events, newest first "
+        "(default 100)",
+    ),
+    Option(
+        "--audit.log-events",
+        "audit_log_events",
+        "write each newly counted audit event to stdout as one JSON line (logger exporter.audit)",
+        "bool",
+    ),
+    Option(
+        "--audit.log-personal-data",
+        "audit_log_personal_data",
+        "add emails and IP addresses to those lines",
+        "bool",
     ),
 )
 _BY_FIELD = {option.field: option for option in OPTIONS}

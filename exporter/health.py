@@ -41,8 +41,17 @@ def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
 
 
 class ExporterHealth:
-    def __init__(self, collectors: Sequence[str], endpoints: Sequence[str]) -> None:
+    def __init__(
+        self,
+        collectors: Sequence[str],
+        endpoints: Sequence[str],
+        *,
+        outside_up: Sequence[str] = (),
+    ) -> None:
+        """``outside_up``: collectors whose failures leave ``openai_up`` alone (the
+        audit log, which an organization may have switched off)."""
         self.collectors = tuple(collectors)
+        self._up_collectors = tuple(name for name in collectors if name not in outside_up)
         self.refreshes = Counter(
             "openai_exporter_refreshes",
             "Refreshes from the Admin API, by collector and result.",
@@ -91,13 +100,13 @@ class ExporterHealth:
 
     @property
     def up(self) -> bool:
-        return all(self.succeeded(collector) for collector in self.collectors)
+        return all(self.succeeded(collector) for collector in self._up_collectors)
 
     def collect(self) -> Iterable[Metric]:
         yield GaugeMetricFamily(
             "openai_up",
             "1 if the last refresh of every enabled collector from the OpenAI Admin API "
-            "completed without error.",
+            "completed without error (audit_logs aside: see openai_exporter_collector_success).",
             value=1 if self.up else 0,
         )
         success = GaugeMetricFamily(

@@ -39,15 +39,23 @@ def enabled_collectors(settings: Settings) -> tuple[AnyCollector, ...]:
         usage_lookback=settings.usage_lookback,
         usage_group_by=settings.usage_dimensions,
         costs_lookback=settings.costs_lookback,
+        audit_overlap=settings.audit_overlap,
+        audit_backfill=settings.audit_backfill,
+        audit_backfill_max_pages=settings.audit_backfill_max_pages,
+        audit_log_events=settings.audit_log_events,
+        audit_log_personal_data=settings.audit_log_personal_data,
     )
     return build_collectors(settings.enabled_collectors, options)
 
 
 def collector_ttl(settings: Settings, name: str) -> float:
     """How long a collector's state is served before a refresh: ``--usage.interval`` for
-    usage, ``--costs.interval`` for costs and spend limits, else ``--cache.ttl``."""
+    usage, ``--costs.interval`` for costs and spend limits, ``--audit.interval`` for the
+    audit log, else ``--cache.ttl``."""
     if name == "usage":
         return settings.usage_interval
+    if name == "audit_logs":
+        return settings.audit_interval
     if name in ("costs", "spend_limits"):
         return settings.costs_interval
     return settings.cache_ttl

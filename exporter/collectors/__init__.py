@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from exporter.collectors.admin_api_keys import AdminApiKeysCollector
 from exporter.collectors.api_keys import ApiKeysCollector
+from exporter.collectors.audit_logs import AuditLogsCollector
 from exporter.collectors.base import AnyCollector, Options
 from exporter.collectors.catalog import COLLECTOR_NAMES
 from exporter.collectors.certificates import CertificatesCollector
@@ -31,6 +32,7 @@ REGISTRY: tuple[type[AnyCollector], ...] = (
     CostsCollector,
     SpendLimitsCollector,
     RateLimitsCollector,
+    AuditLogsCollector,
 )
 
 _BY_NAME = {collector.name: collector for collector in REGISTRY}

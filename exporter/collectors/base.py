@@ -67,6 +67,11 @@ class Options:
     usage_lookback: float = 3 * 3600.0  # seconds of hourly usage buckets each poll re-reads
     usage_group_by: tuple[str, ...] = ("project_id", "api_key_id", "model")
     costs_lookback: float = 3 * 86400.0  # seconds of daily cost buckets each poll re-reads
+    audit_overlap: float = 600.0  # seconds below the newest audit event each poll re-reads
+    audit_backfill: float = 7 * 86400.0  # seconds of audit history the first poll learns from
+    audit_backfill_max_pages: int = 100  # the first poll's page bound
+    audit_log_events: bool = False  # each newly counted audit event as a JSON line
+    audit_log_personal_data: bool = False  # emails and IP addresses in those lines
 
 
 @dataclass
@@ -90,6 +95,8 @@ class Collector(ABC, Generic[RowsT]):
     families: ClassVar[tuple[Family, ...]]  # in exposition order
     # Other collectors whose rows ``samples`` joins (its text is rebuilt when theirs change).
     reads: ClassVar[tuple[str, ...]] = ()
+    # Whether its failures make openai_up 0 (its own success gauge shows them either way).
+    in_up: ClassVar[bool] = True
 
     def __init__(self, options: Options) -> None:
         self.options = options

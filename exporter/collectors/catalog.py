@@ -22,5 +22,6 @@ COLLECTOR_DEFAULTS: Final[dict[str, bool]] = {
     "costs": True,
     "spend_limits": True,
     "rate_limits": False,
+    "audit_logs": True,
 }
 COLLECTOR_NAMES: Final[tuple[str, ...]] = tuple(COLLECTOR_DEFAULTS)

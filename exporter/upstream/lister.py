@@ -31,6 +31,12 @@ PAGE_LIMIT = 100  # the API's maximum for cursor listings: fewest requests per l
 ADMIN_READ = "read access to Organization Administration (api.management.read)"
 
 
+class PageBoundReached(UpstreamError):
+    """The listing had more pages than its bound (``has_more`` still true after it).
+    A subclass so a caller that reads only the newest pages on purpose (the audit
+    log's backfill) can tell this from a page that is wrong."""
+
+
 @dataclass(frozen=True)
 class _Endpoint(Generic[ItemT_co]):
     name: str  # the endpoint label of openai_exporter_api_requests_total
@@ -84,11 +90,15 @@ async def list_cursor(
     *,
     path_args: Mapping[str, str] | None = None,
     query: Query = (),
+    max_pages: int | None = None,
 ) -> AsyncIterator[tuple[ItemT, ...]]:
-    """Every item, a page at a time (so dependent listings can start early)."""
+    """Every item, a page at a time (so dependent listings can start early); at most
+    ``max_pages`` pages (default ``client.max_pages``), else ``PageBoundReached``."""
     project_id = (path_args or {}).get("project_id")
     try:
-        async for page in _cursor_pages(client, endpoint, path_args or {}, query):
+        async for page in _cursor_pages(
+            client, endpoint, path_args or {}, query, max_pages or client.max_pages
+        ):
             yield page
     except UpstreamError as error:
         if project_id is not None:
@@ -115,13 +125,16 @@ async def _cursor_pages(
     endpoint: CursorEndpoint[ItemT],
     path_args: Mapping[str, str],
     query: Query,
+    max_pages: int,
 ) -> AsyncIterator[tuple[ItemT, ...]]:
     def cursor_of(page: CursorPage[ItemT]) -> str | None:
         return page.last_id or (page.data[-1].id if page.data else None)
 
     scheme = _Scheme("after", "items", "cursor", "pagination cursor")
     path = path_of(endpoint.path, path_args, endpoint.name)
-    async for items in _pages(client, endpoint, path, PAGE_LIMIT, query, scheme, cursor_of):
+    async for items in _pages(
+        client, endpoint, path, PAGE_LIMIT, query, scheme, cursor_of, max_pages
+    ):
         yield items
 
 
@@ -139,7 +152,9 @@ async def list_token_pages(
         return page.next_page or None
 
     scheme = _Scheme("page", "buckets", "next_page", "page token")
-    async for buckets in _pages(client, endpoint, endpoint.path, limit, query, scheme, token_of):
+    async for buckets in _pages(
+        client, endpoint, endpoint.path, limit, query, scheme, token_of, client.max_pages
+    ):
         yield buckets
 
 
@@ -161,14 +176,15 @@ async def _pages(
     query: Query,
     scheme: _Scheme,
     next_of: Callable[[Any], str | None],
+    max_pages: int,
 ) -> AsyncIterator[tuple[Any, ...]]:
-    """The page loop both schemes share: at most ``client.max_pages`` pages of at most
+    """The page loop both schemes share: at most ``max_pages`` pages of at most
     ``limit`` items, following ``next_of(page)`` until ``has_more`` is false."""
     name = endpoint.name
     base = [("limit", str(limit)), *endpoint.query, *query]
     seen: set[str] = set()
     position: str | None = None
-    for _ in range(client.max_pages):
+    for _ in range(max_pages):
         params = base if position is None else [*base, (scheme.parameter, position)]
         page = await client.get(
             path,
@@ -199,6 +215,4 @@ async def _pages(
                 "bad_response", f"the {scheme.position} repeated; stopped", endpoint=name
             )
         seen.add(position)
-    raise UpstreamError(
-        "bad_response", f"more than {client.max_pages} pages; stopped", endpoint=name
-    )
+    raise PageBoundReached("bad_response", f"more than {max_pages} pages; stopped", endpoint=name)

@@ -57,6 +57,7 @@ def create_app(
     app[HEALTH] = ExporterHealth(
         [collector.name for collector in collectors],
         [endpoint for collector in collectors for endpoint in collector.endpoints],
+        outside_up=[collector.name for collector in collectors if not collector.in_up],
     )
     app[CLOCKS] = clocks or Clocks()
     # Keeps the prepared text of each collector's latest state between scrapes.
