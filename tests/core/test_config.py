@@ -196,6 +196,7 @@ def test_collectors_default_to_all_but_the_per_project_extras(
         "usage",
         "costs",
         "spend_limits",
+        "audit_logs",
     )
 
 
@@ -216,6 +217,7 @@ def test_collector_switches_flags_over_environment(monkeypatch: pytest.MonkeyPat
         "usage",
         "spend_limits",
         "rate_limits",
+        "audit_logs",
     )
 
 
@@ -228,6 +230,64 @@ def test_usage_and_costs_windows_and_intervals(monkeypatch: pytest.MonkeyPatch) 
     assert settings.usage_dimensions == ("project_id", "model"), "label order, not given order"
     assert (settings.costs_interval, settings.costs_lookback) == (1800, 3 * 86400)
     assert settings_from(["--usage.group-by="]).usage_dimensions == ()
+
+
+def test_audit_settings_and_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    defaults = settings_from([])
+    assert (defaults.audit_interval, defaults.audit_overlap, defaults.audit_backfill) == (
+        60,
+        600,
+        7 * 86400,
+    )
+    assert defaults.audit_backfill_max_pages == 100
+    assert (defaults.audit_log_events, defaults.audit_log_personal_data) == (False, False)
+    monkeypatch.setenv("OPENAI_EXPORTER_AUDIT_LOG_EVENTS", "true")
+    given = settings_from(
+        ["--audit.interval=30s", "--audit.overlap=15m", "--audit.backfill=1d"]
+        + ["--audit.backfill-max-pages=5", "--audit.log-personal-data"]
+    )
+    assert (given.audit_interval, given.audit_overlap, given.audit_backfill) == (30, 900, 86400)
+    assert given.audit_backfill_max_pages == 5
+    assert (given.audit_log_events, given.audit_log_personal_data) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (
+            ["--audit.interval=0"],
+            "--audit.interval (OPENAI_EXPORTER_AUDIT_INTERVAL): Input should be greater than 0",
+        ),
+        (
+            ["--audit.overlap=0s"],
+            "--audit.overlap (OPENAI_EXPORTER_AUDIT_OVERLAP): Input should be greater than or "
+            "equal to 1",
+        ),
+        (
+            ["--audit.backfill=soon"],
+            "--audit.backfill (OPENAI_EXPORTER_AUDIT_BACKFILL): invalid duration 'soon'",
+        ),
+        (
+            ["--audit.backfill-max-pages=0"],
+            "--audit.backfill-max-pages (OPENAI_EXPORTER_AUDIT_BACKFILL_MAX_PAGES): Input "
+            "should be greater than or equal to 1",
+        ),
+        (
+            ["--audit.log-personal-data"],
+            "--audit.log-personal-data (OPENAI_EXPORTER_AUDIT_LOG_PERSONAL_DATA) needs "
+            "--audit.log-events",
+        ),
+    ],
+)
+def test_bad_audit_settings_are_one_line_naming_them(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], problem: str
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
+    with pytest.raises(ConfigError) as raised:
+        settings_from(flags)
+    [line] = raised.value.problems
+    assert line.startswith(problem), line
 
 
 @pytest.mark.parametrize(
