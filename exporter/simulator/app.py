@@ -12,6 +12,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from exporter.simulator import buckets, errors, params, wire
+from exporter.simulator.audit import AuditQuery, SimAuditEvent
 from exporter.simulator.billing import SimRateLimit, SimSpendAlert
 from exporter.simulator.buckets import BucketPaging, BucketQuery, CostAmounts, ResultsOf
 from exporter.simulator.errors import ApiError
@@ -131,6 +132,7 @@ def create_simulator_app(state: SimulatorState) -> web.Application:
     app.router.add_get(
         f"{ORGANIZATION}/projects/{{project_id}}/rate_limits", _rate_limits, name="rate_limits"
     )
+    app.router.add_get(f"{ORGANIZATION}/audit_logs", _list_audit_logs, name="audit_logs")
     return app
 
 
@@ -573,3 +575,40 @@ async def _rate_limits(request: web.Request) -> web.StreamResponse:
         return Listing(_pager(fetch, wire.rate_limit), page.after, page.limit)
 
     return await _answer(request, project_id, answer)
+
+
+# -- audit log ---------------------------------------------------------------
+
+
+async def _list_audit_logs(request: web.Request) -> web.StreamResponse:
+    org = request.app[SIMULATOR_STATE].org
+    query = request.query
+
+    def answer() -> Reply:
+        page = params.cursor_query(query)
+        since, until = params.effective_at_range(query)
+        audit_query = AuditQuery(
+            since=since,
+            until=until,
+            event_types=params.id_filter(query.getall("event_types[]", [])),
+            project_ids=params.id_filter(query.getall("project_ids[]", [])),
+            actor_ids=params.id_filter(query.getall("actor_ids[]", [])),
+            actor_emails=params.id_filter(query.getall("actor_emails[]", [])),
+            resource_ids=params.id_filter(query.getall("resource_ids[]", [])),
+        )
+        if not org.audit_logging:
+            raise errors.audit_logging_disabled()
+        before = page.before
+
+        def fetch(after: str | None, limit: int) -> Page[SimAuditEvent]:
+            try:
+                return org.page_audit_events(audit_query, limit=limit, after=after, before=before)
+            except UnknownCursorError as error:
+                # An unknown `after` is _pager's 400; an unknown `before` is this one.
+                if before is not None and error.args[0] == before:
+                    raise params.unknown_cursor(before, param="before") from None
+                raise
+
+        return Listing(_pager(fetch, wire.audit_event), page.after, page.limit)
+
+    return await _answer(request, None, answer)

@@ -126,6 +126,11 @@ def no_spend_limit(project_id: str | None) -> ApiError:
     return ApiError(404, f"No spend limit is set for {where}.", code="not_found")
 
 
+def audit_logging_disabled() -> ApiError:
+    # No public evidence of the real answer: a 403 is our choice (docs/simulator.md).
+    return ApiError(403, "Audit logging is not enabled for this organization.")
+
+
 def invalid_url(method: str, path: str, status: int) -> ApiError:
     if status == 405:
         return ApiError(405, f"Invalid method for URL ({method} {path}).")

@@ -109,6 +109,11 @@ def _wrong_shape(body: JsonObject, endpoint: Endpoint) -> JsonObject:
     if endpoint == "projects":
         # `data` an object keyed by id instead of an array.
         return {**body, "data": {item["id"]: item for item in body.get("data", [])}}
+    if endpoint == "audit_logs":
+        # Event times as ISO strings instead of unix seconds.
+        items = [{**item, "effective_at": "2024-03-26T16:45:33Z"} for item in body["data"]]
+        placeholder = {"id": "audit_log-wrong_shape", "type": "login.succeeded"}
+        return {**body, "data": items or [{**placeholder, "effective_at": "today"}]}
     if endpoint != "other":
         # Every other listing: timestamps as ISO strings instead of unix seconds.
         items = [

@@ -43,6 +43,7 @@ ApiEndpoint = Literal[
     "spend_alerts",
     "project_spend_alerts",
     "rate_limits",
+    "audit_logs",
 ]
 Endpoint = Literal[ApiEndpoint, "other"]
 API_ENDPOINTS: tuple[ApiEndpoint, ...] = get_args(ApiEndpoint)

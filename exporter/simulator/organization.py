@@ -1,6 +1,7 @@
 """A simulated OpenAI organization: projects, their API keys and service accounts,
 the organization's members, admin API keys, invites and certificates, its usage
-and costs (`usage`), spend limits and alerts, and the projects' rate limits.
+and costs (`usage`), spend limits and alerts, the projects' rate limits, and its
+audit log.
 
 Plain data plus an `Organization` that keeps every listing in order with O(1)
 cursor lookups, so listing a 100,000-key organization page by page stays
@@ -12,10 +13,19 @@ from __future__ import annotations
 import binascii
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from exporter.simulator import names
+from exporter.simulator.audit import (
+    AuditActorKind,
+    AuditLog,
+    AuditQuery,
+    SimAuditActor,
+    SimAuditEvent,
+    default_details,
+)
 from exporter.simulator.billing import (
     DEFAULT_RATE_LIMITS,
     SimRateLimit,
@@ -221,6 +231,12 @@ class Organization:
         self._spend_alerts: OrderedCollection[SimSpendAlert] = OrderedCollection()
         self._project_spend_alerts: dict[str, OrderedCollection[SimSpendAlert]] = {}
         self._rate_limits: dict[str, OrderedCollection[SimRateLimit]] = {}
+        # The audit log draws its own ids and actors, so recording events never shifts
+        # the ids of anything else.
+        self._audit = AuditLog()
+        self._audit_ids = random.Random(f"organization-audit-{seed}")
+        # False: the listing answers as an organization that never enabled audit logging.
+        self.audit_logging = True
 
     # -- ids -------------------------------------------------------------
 
@@ -427,6 +443,138 @@ class Organization:
             metrics=metrics,
             extra=extra,
         )
+
+    # -- audit log -----------------------------------------------------------
+
+    def record_audit_event(
+        self,
+        event_type: str,
+        *,
+        effective_at: int | None = None,
+        project_id: str | None = None,
+        actor: SimAuditActor | AuditActorKind | None = "session",
+        details: Mapping[str, Any] | None = None,
+    ) -> SimAuditEvent:
+        """An event of any type (unknown ones too) at `effective_at` (default: the clock),
+        placed in the log where its time puts it, however late it is recorded. An actor
+        kind given as a string becomes a plausible actor of that kind; `details` default
+        to a plausible object for the type."""
+        project = self._projects.get(project_id) if project_id is not None else None
+        event = SimAuditEvent(
+            id=_draw_id(self._audit_ids, "audit_log-", 24),
+            type=event_type,
+            effective_at=self._clock() if effective_at is None else effective_at,
+            project_id=project_id,
+            project_name=project.name if project is not None else None,
+            actor=self._audit_actor(actor, project_id) if isinstance(actor, str) else actor,
+            details=(
+                default_details(event_type, lambda prefix: _draw_id(self._audit_ids, prefix, 24))
+                if details is None
+                else details
+            ),
+        )
+        self._audit.add(event)
+        return event
+
+    def audit_key_created(
+        self,
+        project_id: str,
+        key_id: str,
+        scopes: Sequence[str],
+        *,
+        actor: SimAuditActor | AuditActorKind = "session",
+        effective_at: int | None = None,
+    ) -> SimAuditEvent:
+        """`api_key.created` with the scopes the key was created with (none: unrestricted)."""
+        return self.record_audit_event(
+            "api_key.created",
+            effective_at=effective_at,
+            project_id=project_id,
+            actor=actor,
+            details={"id": key_id, "data": {"scopes": list(scopes)}},
+        )
+
+    def audit_key_updated(
+        self,
+        project_id: str,
+        key_id: str,
+        scopes: Sequence[str],
+        *,
+        actor: SimAuditActor | AuditActorKind = "session",
+        effective_at: int | None = None,
+    ) -> SimAuditEvent:
+        return self.record_audit_event(
+            "api_key.updated",
+            effective_at=effective_at,
+            project_id=project_id,
+            actor=actor,
+            details={"id": key_id, "changes_requested": {"scopes": list(scopes)}},
+        )
+
+    def audit_key_deleted(
+        self,
+        project_id: str,
+        key_id: str,
+        *,
+        actor: SimAuditActor | AuditActorKind = "session",
+        effective_at: int | None = None,
+    ) -> SimAuditEvent:
+        return self.record_audit_event(
+            "api_key.deleted",
+            effective_at=effective_at,
+            project_id=project_id,
+            actor=actor,
+            details={"id": key_id},
+        )
+
+    def audit_events(self) -> list[SimAuditEvent]:
+        """Every event, newest first, as the listing shows them."""
+        return list(self._audit)
+
+    def page_audit_events(
+        self,
+        query: AuditQuery,
+        *,
+        limit: int,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[SimAuditEvent]:
+        """One page of the audit log; raises UnknownCursorError for an unknown cursor."""
+        return self._audit.page(query=query, limit=limit, after=after, before=before)
+
+    def _audit_actor(self, kind: AuditActorKind, project_id: str | None) -> SimAuditActor:
+        """A member of the organization acting in a browser session or with one of their
+        keys, or a service account (of the project when it has one) with its key."""
+        rng = self._audit_ids
+        if kind == "service_account_api_key":
+            accounts = self._service_accounts.get(project_id or "")
+            account = None
+            if accounts:
+                account = list(accounts)[rng.randrange(len(accounts))]
+            return SimAuditActor(
+                kind=kind,
+                api_key_id=_draw_id(rng, "key_", 16),
+                service_account_id=(
+                    account.id if account is not None else _draw_id(rng, "svc_acct_", 24)
+                ),
+            )
+        user_id, email = self._audit_user(rng)
+        if kind == "user_api_key":
+            return SimAuditActor(
+                kind=kind, user_id=user_id, user_email=email, api_key_id=_draw_id(rng, "key_", 16)
+            )
+        # Documentation addresses (TEST-NET-3): plausible, and nobody's.
+        ip = f"203.0.113.{rng.randrange(1, 255)}"
+        return SimAuditActor(kind=kind, user_id=user_id, user_email=email, ip_address=ip)
+
+    def _audit_user(self, rng: random.Random) -> tuple[str, str]:
+        if len(self._members):
+            member = list(self._members)[rng.randrange(len(self._members))]
+            return member.id, member.email
+        if self._default_owner is not None:
+            return self._default_owner.id, self._default_owner.email
+        # Not default_owner(): creating it would draw from the main generator.
+        return _draw_id(rng, "user-", 24), "audit.actor@example.com"
 
     # -- spend limits, spend alerts, rate limits -------------------------------
 

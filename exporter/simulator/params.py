@@ -80,12 +80,58 @@ def emails(values: list[str]) -> frozenset[str] | None:
     return frozenset(values) if values else None
 
 
-def unknown_cursor(after: str) -> ApiError:
+def unknown_cursor(after: str, *, param: str = "after") -> ApiError:
     return ApiError(
         400,
-        f"Invalid 'after': no object with id '{after}' in this list.",
-        param="after",
+        f"Invalid '{param}': no object with id '{after}' in this list.",
+        param=param,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CursorQuery:
+    """A listing with both cursors (the audit log): at most one of them is given."""
+
+    limit: int
+    after: str | None
+    before: str | None
+
+
+def cursor_query(query: Mapping[str, str]) -> CursorQuery:
+    page = page_query(query)
+    before = query.get("before") or None
+    if page.after is not None and before is not None:
+        raise ApiError(
+            400, "Invalid request: give either 'after' or 'before', not both.", param="before"
+        )
+    return CursorQuery(page.limit, page.after, before)
+
+
+def effective_at_range(query: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """`effective_at[gt|gte|lt|lte]` as one inclusive (since, until) range; None: unbounded."""
+    gt, gte, lt, lte = (_integer(query, f"effective_at[{op}]") for op in ("gt", "gte", "lt", "lte"))
+    lows = [bound for bound in (None if gt is None else gt + 1, gte) if bound is not None]
+    highs = [bound for bound in (None if lt is None else lt - 1, lte) if bound is not None]
+    return (max(lows) if lows else None, min(highs) if highs else None)
+
+
+def id_filter(values: list[str]) -> frozenset[str] | None:
+    """A repeated filter (`event_types[]`, `project_ids[]`, ...); None: no filter."""
+    return frozenset(values) if values else None
+
+
+def _integer(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(
+            400,
+            f"Invalid type for '{name}': expected an integer, but got '{raw}' instead.",
+            param=name,
+            code="invalid_type",
+        )
+    return int(raw)
 
 
 def _limit(raw: str | None, default: int) -> int:

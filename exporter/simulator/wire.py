@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from exporter.simulator.audit import SimAuditActor, SimAuditEvent
 from exporter.simulator.billing import SimRateLimit, SimSpendAlert, SimSpendLimit
 from exporter.simulator.organization import (
     SimAdminKey,
@@ -154,6 +155,43 @@ def service_account(a: SimServiceAccount) -> JsonObject:
         "role": a.role,
         "created_at": a.created_at,
     }
+
+
+# What a browser session's `user_agent` says; the simulator has no browsers of its own.
+SESSION_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def audit_event(e: SimAuditEvent) -> JsonObject:
+    """`AuditLog`: the detail object sits under a key named after the event's type."""
+    body: JsonObject = {"id": e.id, "type": e.type, "effective_at": e.effective_at}
+    if e.project_id is not None:
+        body["project"] = {"id": e.project_id}
+        if e.project_name is not None:
+            body["project"]["name"] = e.project_name
+    body["actor"] = None if e.actor is None else audit_actor(e.actor)
+    body[e.type] = dict(e.details)
+    return body
+
+
+def audit_actor(a: SimAuditActor) -> JsonObject:
+    """`AuditLogActor`; fields the actor lacks are left out (the spec has them as strings)."""
+    user = _present({"id": a.user_id, "email": a.user_email})
+    if a.kind == "session":
+        session = _present({"ip_address": a.ip_address, "user_agent": SESSION_USER_AGENT})
+        return {"type": "session", "session": {"user": user, **session}}
+    if a.kind == "user_api_key":
+        key = _present({"id": a.api_key_id, "type": "user"})
+        return {"type": "api_key", "api_key": {**key, "user": user}}
+    key = _present({"id": a.api_key_id, "type": "service_account"})
+    account = _present({"id": a.service_account_id})
+    return {"type": "api_key", "api_key": {**key, "service_account": account}}
+
+
+def _present(fields: dict[str, str | None]) -> JsonObject:
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def bucket(start: int, end: int, results: Sequence[JsonObject | RawJson]) -> JsonObject:

@@ -371,6 +371,7 @@ ENDPOINT_PATHS: dict[ApiEndpoint, str] = {
     "spend_alerts": "/v1/organization/spend_alerts",
     "project_spend_alerts": f"{PROJECTS}/proj_main/spend_alerts",
     "rate_limits": f"{PROJECTS}/proj_main/rate_limits",
+    "audit_logs": "/v1/organization/audit_logs",
 }
 
 
