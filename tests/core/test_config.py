@@ -243,10 +243,8 @@ def test_audit_settings_and_their_defaults(monkeypatch: pytest.MonkeyPatch) -> N
     assert defaults.audit_backfill_max_pages == 100
     assert (defaults.audit_log_events, defaults.audit_log_personal_data) == (False, False)
     monkeypatch.setenv("OPENAI_EXPORTER_AUDIT_LOG_EVENTS", "true")
-    given = settings_from(
-        ["--audit.interval=30s", "--audit.overlap=15m", "--audit.backfill=1d"]
-        + ["--audit.backfill-max-pages=5", "--audit.log-personal-data"]
-    )
+    flags = ["--audit.interval=30s", "--audit.overlap=15m", "--audit.backfill=1d"]
+    given = settings_from([*flags, "--audit.backfill-max-pages=5", "--audit.log-personal-data"])
     assert (given.audit_interval, given.audit_overlap, given.audit_backfill) == (30, 900, 86400)
     assert given.audit_backfill_max_pages == 5
     assert (given.audit_log_events, given.audit_log_personal_data) == (True, True)

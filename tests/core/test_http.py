@@ -340,6 +340,7 @@ async def test_a_scrape_exposes_exactly_the_documented_metrics(
     org.add_member("Ada", "ada@example.com", api_key_last_used_at=now)
     org.add_invite("new@example.com", expires_at=now + DAY)
     org.add_certificate("edge", expires_at=now + DAY)
+    org.audit_key_created(project.id, used.id, ["api.model.request"], effective_at=now - DAY)
     every_collector = tuple(COLLECTOR_NAMES)
     samples = await metrics_of(await start_exporter(enabled_collectors=every_collector))
     names = {name.removesuffix("_total") for name, _ in samples}
