@@ -12,16 +12,29 @@ import asyncio
 import json
 import os
 import platform
+import random
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.audit import audit_organization, inject_minute
 from bench.exporter_process import PROMETHEUS_HEADERS, next_second, running_exporter, storm
 from bench.plan import PARTS, Plan, plan_from
 from bench.report import tables
-from bench.sizes import POLL_INTERVAL, SIZES, USAGE_AT, USAGE_SIZES, Size, UsageSize
+from bench.sizes import (
+    AUDIT_AT,
+    AUDIT_POLL_INTERVAL,
+    AUDIT_SIZES,
+    POLL_INTERVAL,
+    SIZES,
+    USAGE_AT,
+    USAGE_SIZES,
+    AuditSize,
+    Size,
+    UsageSize,
+)
 from exporter.collectors.catalog import COLLECTOR_DEFAULTS
 from exporter.simulator.app import SimulatorState, serve_simulator
 from exporter.simulator.faults import FaultInjector
@@ -160,6 +173,53 @@ async def _stop(worker: Worker) -> None:
     await worker.process.wait()
 
 
+async def measure_audit(size: AuditSize, plan: Plan) -> dict[str, Any]:
+    """Audit polls: per run a new worker with the audit_logs collector alone, its first
+    poll (the backfill) and steady polls a minute apart, each after a minute of events."""
+    started = time.perf_counter()
+    org, projects = audit_organization(size)
+    result: dict[str, Any] = {
+        "size": size.name,
+        "events_per_minute": size.events_per_minute,
+        "history_events": len(org.audit_events()),
+        "build_seconds": time.perf_counter() - started,
+        "runs": [],
+    }
+    rng = random.Random(7)
+    state = SimulatorState(org=org, faults=FaultInjector(latency=plan.latency))
+    now = AUDIT_AT
+    async with serve_simulator(state) as base_url:
+        for _ in range(plan.audit_runs):
+            worker = await _start_worker(base_url, plan, ["audit_logs"])
+            try:
+                run: dict[str, Any] = {"memory_before": await worker.ask({"do": "memory"})}
+                polls = []
+                for n in range(1 + plan.audit_polls):
+                    injected = 0
+                    if n:
+                        now += AUDIT_POLL_INTERVAL
+                        injected = inject_minute(org, size, projects, now, rng)
+                    await worker.ask({"do": "clock", "at": now})
+                    before = len(state.requests)
+                    answer = await worker.ask({"do": "refresh"})
+                    answer.update(requests=len(state.requests) - before, at=now, injected=injected)
+                    polls.append(answer)
+                    _progress(
+                        f"{size.name}: {'steady' if n else 'first'} poll {answer['seconds']:.2f}s, "
+                        f"{answer['requests']} requests, CPU {answer['cpu_seconds']:.2f}s, "
+                        f"{answer.get('ids_held', 0)} ids held, {answer['result']}"
+                    )
+                run["polls"] = polls
+                run["memory_after"] = await worker.ask({"do": "memory"})
+                result["runs"].append(run)
+            finally:
+                await _stop(worker)
+            now += 3600  # the next run's worker starts on a log an hour further on
+            for minute in range(1, 61):
+                inject_minute(org, size, projects, now - 3600 + 60 * minute, rng)
+    return result
+
+
 USAGE_REQUEST_TIMEOUT = "--request-timeout=600"
 
 
@@ -293,7 +353,9 @@ def _progress(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small and large, fewer runs")
-    parser.add_argument("--sizes", help=f"comma-separated, of {', '.join([*SIZES, *USAGE_SIZES])}")
+    parser.add_argument(
+        "--sizes", help=f"comma-separated, of {', '.join([*SIZES, *USAGE_SIZES, *AUDIT_SIZES])}"
+    )
     parser.add_argument("--runs", type=int, help="refreshes per size")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--concurrency", type=int, default=16)
@@ -304,6 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --quick: the usage size too (the full run has it)",
     )
     parser.add_argument("--usage-runs", type=int, help="usage size: runs, a first poll each")
+    parser.add_argument(
+        "--audit",
+        action="store_true",
+        help="with --quick: the audit size too (the full run has it)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
     plan = plan_from(args)
@@ -317,9 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     idle = asyncio.run(measure_size(IDLE, plan)) if measure_idle else {}
     results = [asyncio.run(measure_size(size, plan)) for size in plan.sizes]
     usage = [asyncio.run(measure_usage(size, plan)) for size in plan.usage_sizes]
-    print(tables(results, idle, plan, usage))
+    audit = [asyncio.run(measure_audit(size, plan)) for size in plan.audit_sizes]
+    print(tables(results, idle, plan, usage, audit))
     print(f"\n({time.time() - started:.0f} s)")
     if args.json:
-        raw = {"idle": idle, "results": results, "usage": usage}
+        raw = {"idle": idle, "results": results, "usage": usage, "audit": audit}
         args.json.write_text(json.dumps(raw, indent=1))
     return 0

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from bench.audit import audit_table
 from bench.plan import Plan
 from bench.scrape_cost import percentile
 from bench.sizes import POLL_INTERVAL, SDK_DEFAULT_LIMIT, SIZES, USAGE_SIZES, Size
@@ -318,7 +319,11 @@ def usage_tables(results: list[Result], plan: Plan) -> list[str]:
 
 
 def tables(
-    results: list[Result], idle: Result, plan: Plan, usage: list[Result] | None = None
+    results: list[Result],
+    idle: Result,
+    plan: Plan,
+    usage: list[Result] | None = None,
+    audit: list[Result] | None = None,
 ) -> str:
     sections: list[list[str]] = []
     if listed := [r for r in results if "refreshes" in r]:
@@ -331,4 +336,6 @@ def tables(
         sections.append(growth_table(results, idle))
     if usage:
         sections.append(usage_tables(usage, plan))
+    if audit:
+        sections.append(audit_table(audit, plan))
     return "\n\n".join("\n".join(section) for section in sections)

@@ -112,6 +112,24 @@ class UsageSize:
         )
 
 
+AUDIT_AT = USAGE_AT  # the audit size starts at the same fixed instant
+AUDIT_POLL_INTERVAL = 60  # --audit.interval's default
+
+
+@dataclass(frozen=True)
+class AuditSize:
+    """An audit log that grows by ``events_per_minute``, a fifth of them listed late
+    (up to 5 minutes back), over ``history_minutes`` of the same rate before the start
+    (more than the backfill's page bound reads)."""
+
+    name: str
+    events_per_minute: int
+    history_minutes: int = 120
+
+
+AUDIT_SIZES = {size.name: size for size in (AuditSize("audit", events_per_minute=1_000),)}
+
+
 USAGE_SIZES = {
     size.name: size
     # The large organization's 20,000 keys, half of them in use.

@@ -13,7 +13,8 @@ simulator's request count between steps:
 - ``{"do": "scrape", ...}``: scrape cost on the snapshot of the last refresh.
 - ``{"do": "clock", "at": T}``: from now on the exporter's wall clock reads T (the usage
   size polls at a fixed instant, the simulator's clock set to the same).
-- ``{"do": "memory"}``: the process's RSS, and the Python objects the usage state holds.
+- ``{"do": "memory"}``: the process's RSS, and the Python objects the usage and audit
+  states hold.
 - ``{"do": "quit"}``.
 
 Each refresh also reports the CPU spent parsing responses (pydantic, JSON to models) and
@@ -39,6 +40,7 @@ from bench import scrape_cost
 from bench.sizes import SDK_DEFAULT_LIMIT
 from exporter.clock import Clocks
 from exporter.collectors import ledger as ledger_module
+from exporter.collectors.audit_state import AuditState
 from exporter.collectors.usage import REQUESTS, SOURCES, Usage
 from exporter.config import Settings
 from exporter.health import ExporterHealth
@@ -124,6 +126,14 @@ def usage_figures(snapshot: Snapshot) -> dict[str, Any]:
         "series_by_source": {name: len(ledger) for name, ledger in usage.ledgers.items()},
         "counted_requests": counted,
     }
+
+
+def audit_figures(snapshot: Snapshot) -> dict[str, Any]:
+    """The audit state's ids held and events counted (if any)."""
+    if "audit_logs" not in snapshot:
+        return {}
+    audit: AuditState = snapshot["audit_logs"].rows
+    return {"ids_held": len(audit.seen), "counted_events": audit.counted}
 
 
 async def naive_listing(base_url: str, limit: int = SDK_DEFAULT_LIMIT) -> dict[str, Any]:
@@ -229,6 +239,7 @@ async def serve(
                     "result": results.pop() if len(results) == 1 else "mixed",
                     "keys": keys,
                     **usage_figures(snapshot),
+                    **audit_figures(snapshot),
                 }
             elif command["do"] == "clock":
                 wall.at = command["at"]
@@ -238,10 +249,13 @@ async def serve(
                 snapshot = cache.current()
                 started = time.perf_counter()
                 size, objects = deep_size(snapshot["usage"].rows) if "usage" in snapshot else (0, 0)
+                audit = snapshot["audit_logs"].rows if "audit_logs" in snapshot else None
+                audit_size, _ = deep_size(audit) if audit is not None else (0, 0)
                 answer = {
                     **rss_kib(),
                     "usage_bytes": size,
                     "usage_objects": objects,
+                    "audit_bytes": audit_size,
                     "seconds": time.perf_counter() - started,
                 }
             elif command["do"] == "calibrate":

@@ -75,6 +75,16 @@ BAD_VALUES: dict[str, list[Bad]] = {
     ],
     "costs_interval": [bad("-1h", "invalid duration"), bad("0", "greater than 0")],
     "costs_lookback": [bad("1y", "must be at most 178d"), bad("0", "greater than 0")],
+    "audit_interval": [bad("0", "greater than 0"), bad("often", "invalid duration")],
+    "audit_overlap": [bad("0s", "greater than or equal to 1"), bad("-10m", "invalid duration")],
+    "audit_backfill": [bad("a week", "invalid duration"), bad("-7d", "invalid duration")],
+    "audit_backfill_max_pages": [
+        bad("0", "greater than or equal to 1"),
+        bad("10001", "less than or equal to 10000"),
+        bad("all", "valid integer"),
+    ],
+    "audit_log_events": [bad("maybe", "valid boolean", env_only=True)],
+    "audit_log_personal_data": [bad("2", "valid boolean", env_only=True)],
     "cache_retry_interval": [
         bad("0s", "greater than 0"),
         bad("soon", "invalid duration"),
