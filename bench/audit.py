@@ -38,15 +38,23 @@ def audit_organization(size: AuditSize, seed: int = 5) -> tuple[Organization, li
 
 
 def inject_minute(
-    org: Organization, size: AuditSize, projects: list[str], now: int, rng: random.Random
+    org: Organization,
+    size: AuditSize,
+    projects: list[str],
+    now: int,
+    rng: random.Random,
+    since: int = 0,
 ) -> int:
-    """A minute's events before ``now``; returns how many."""
+    """A minute's events before ``now``; returns how many are dated ``since`` or later
+    (what a collector counting from ``since`` must count)."""
+    countable = 0
     for n in range(size.events_per_minute):
         at = now - 60 + n * 60 // size.events_per_minute
         if rng.random() < LATE_FRACTION:
             at -= rng.randrange(1, LATE_SECONDS)
         _record(org, rng, projects, at)
-    return size.events_per_minute
+        countable += at >= since
+    return countable
 
 
 def _record(org: Organization, rng: random.Random, projects: list[str], at: int) -> None:

@@ -194,15 +194,22 @@ async def measure_audit(size: AuditSize, plan: Plan) -> dict[str, Any]:
             try:
                 run: dict[str, Any] = {"memory_before": await worker.ask({"do": "memory"})}
                 polls = []
+                counting_start = now
                 for n in range(1 + plan.audit_polls):
-                    injected = 0
+                    injected = countable = 0
                     if n:
                         now += AUDIT_POLL_INTERVAL
-                        injected = inject_minute(org, size, projects, now, rng)
+                        injected = size.events_per_minute
+                        countable = inject_minute(org, size, projects, now, rng, counting_start)
                     await worker.ask({"do": "clock", "at": now})
                     before = len(state.requests)
                     answer = await worker.ask({"do": "refresh"})
-                    answer.update(requests=len(state.requests) - before, at=now, injected=injected)
+                    answer.update(
+                        requests=len(state.requests) - before,
+                        at=now,
+                        injected=injected,
+                        countable=countable,
+                    )
                     polls.append(answer)
                     _progress(
                         f"{size.name}: {'steady' if n else 'first'} poll {answer['seconds']:.2f}s, "
