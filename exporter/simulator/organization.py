@@ -551,7 +551,7 @@ class Organization:
             accounts = self._service_accounts.get(project_id or "")
             account = None
             if accounts:
-                account = list(accounts)[rng.randrange(len(accounts))]
+                account = accounts.item_at(rng.randrange(len(accounts)))
             return SimAuditActor(
                 kind=kind,
                 api_key_id=_draw_id(rng, "key_", 16),
@@ -570,7 +570,7 @@ class Organization:
 
     def _audit_user(self, rng: random.Random) -> tuple[str, str]:
         if len(self._members):
-            member = list(self._members)[rng.randrange(len(self._members))]
+            member = self._members.item_at(rng.randrange(len(self._members)))
             return member.id, member.email
         if self._default_owner is not None:
             return self._default_owner.id, self._default_owner.email
