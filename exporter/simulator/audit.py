@@ -189,6 +189,17 @@ def _collect(
     return Page(items, has_more=False)
 
 
+# Scopes a project key can be restricted to (the spec's examples and their siblings).
+KEY_SCOPES: tuple[str, ...] = (
+    "api.model.read",
+    "api.model.request",
+    "api.files.read",
+    "api.files.write",
+    "api.responses.write",
+    "api.assistants.write",
+)
+
+
 # The id prefix of each resource family's objects, for a default detail's `id`.
 _ID_PREFIXES: dict[str, str] = {
     "api_key": "key_",

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         models_per_source=args.models_per_source,
         usage_lateness=args.usage_lateness,
         cost_lateness=args.cost_lateness,
+        audit_history=args.audit_history,
+        audit_logging=args.audit_logging,
     )
     faults = FaultInjector(latency=args.latency)
     if args.fault_rate > 0:
@@ -144,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="openai-admin-api-simulator",
         description=(
             "Serve a simulated OpenAI Admin API (projects, API keys, service accounts, "
-            "admin keys, users, invites, certificates)."
+            "admin keys, users, invites, certificates, usage, costs, the audit log)."
         ),
     )
     parser.add_argument(
@@ -204,6 +206,19 @@ def _parser() -> argparse.ArgumentParser:
         choices=COST_AMOUNTS,
         default="sometimes",
         help="send costs' amount.value as a JSON string (default sometimes)",
+    )
+    parser.add_argument(
+        "--audit-history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the audit log's last 7 days: key creations with scopes, logins (default on)",
+    )
+    parser.add_argument(
+        "--audit-logging",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-audit-logging: answer the audit log as an organization that never "
+        "enabled it (a 403)",
     )
     parser.add_argument(
         "--latency", type=_non_negative_float, default=0.0, help="seconds added to every request"

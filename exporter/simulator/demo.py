@@ -30,8 +30,13 @@ that does not:
   it, enforcing, the second at 85 % (near it), every other at 60 % or less, the
   organization at 90 % of its own.
 
+- the audit log: the generated history of the last 7 days, then a steady trickle of
+  logins, key creations, updates and deletions, and in the first 4 minutes one case of
+  each audit alert (`demo_audit`).
+
 The timed part is clock-driven (`ScenarioOrganization`): each step is applied at the
-first read of keys or members at or after its time, so it needs no task of its own.
+first read of keys, members or the audit log at or after its time, so it needs no task
+of its own; the audit trickle is a feed that catches up to the clock at each such read.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from exporter.simulator.audit import AuditQuery, SimAuditEvent
+from exporter.simulator.demo_audit import DemoAuditTimeline
 from exporter.simulator.ordered import Page
 from exporter.simulator.organization import (
     ADMIN_KEY_VISIBLE_SUFFIX,
@@ -118,6 +125,8 @@ Step = Callable[[Organization], object]
 class _Scenario:
     steps: list[tuple[int, Step]] = field(default_factory=list)  # by time, oldest first
     clock: Callable[[], float] = time.time
+    # Called with the clock's second at each advance, after the steps (the audit trickle).
+    feeds: list[Callable[[int], object]] = field(default_factory=list)
 
 
 class ScenarioOrganization(Organization):
@@ -140,13 +149,20 @@ class ScenarioOrganization(Organization):
         self._scenario.steps.append((when, step))
         self._scenario.steps.sort(key=lambda pair: pair[0])
 
+    def feed(self, feed: Callable[[int], object]) -> None:
+        """Something that happens continuously (the audit trickle): called with the clock's
+        second at every advance, it records whatever it has for the time passed."""
+        self._scenario.feeds.append(feed)
+
     def advance(self) -> None:
-        """Applies every step whose time has come."""
+        """Applies every step whose time has come, then lets the feeds catch up."""
         steps = self._scenario.steps
         now = self._scenario.clock()
         while steps and steps[0][0] <= now:
             _, step = steps.pop(0)
             step(self)
+        for feed in self._scenario.feeds:
+            feed(int(now))
 
     def pending(self) -> list[int]:
         return [when for when, _ in self._scenario.steps]
@@ -162,6 +178,17 @@ class ScenarioOrganization(Organization):
     ) -> Page[SimMember]:
         self.advance()
         return super().page_members(after=after, limit=limit, emails=emails)
+
+    def page_audit_events(
+        self,
+        query: AuditQuery,
+        *,
+        limit: int,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[SimAuditEvent]:
+        self.advance()
+        return super().page_audit_events(query, limit=limit, after=after, before=before)
 
 
 def month_start(now: int) -> int:
@@ -360,6 +387,7 @@ def demo_organization(
         active=True,
     )
     _usage_and_spend(org, at, departed)
+    org.feed(DemoAuditTimeline(org, at).record_until)
     return org
 
 

@@ -43,6 +43,10 @@ class OrderedCollection(Generic[T]):
     def get(self, item_id: str) -> T | None:
         return self._by_id.get(item_id)
 
+    def item_at(self, index: int) -> T:
+        """The object at `index` in insertion order (O(1) between mutations)."""
+        return self._index()[0][index]
+
     def add(self, item_id: str, item: T) -> None:
         if item_id in self._by_id:
             raise ValueError(f"duplicate id {item_id!r}")

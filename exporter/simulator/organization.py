@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from exporter.simulator import names
 from exporter.simulator.audit import (
+    KEY_SCOPES,
     AuditActorKind,
     AuditLog,
     AuditQuery,
@@ -550,7 +551,7 @@ class Organization:
             accounts = self._service_accounts.get(project_id or "")
             account = None
             if accounts:
-                account = list(accounts)[rng.randrange(len(accounts))]
+                account = accounts.item_at(rng.randrange(len(accounts)))
             return SimAuditActor(
                 kind=kind,
                 api_key_id=_draw_id(rng, "key_", 16),
@@ -569,7 +570,7 @@ class Organization:
 
     def _audit_user(self, rng: random.Random) -> tuple[str, str]:
         if len(self._members):
-            member = list(self._members)[rng.randrange(len(self._members))]
+            member = self._members.item_at(rng.randrange(len(self._members)))
             return member.id, member.email
         if self._default_owner is not None:
             return self._default_owner.id, self._default_owner.email
@@ -991,6 +992,11 @@ class OrganizationSpec:
     cost_lateness: int = DEFAULT_COST_LATENESS
     # Spend limits and alerts of the organization and its projects.
     spend_controls: bool = True
+    # The audit log's last AUDIT_HISTORY_DAYS (its own generator): key creations with
+    # their scopes, logins and login failures, invites and members added.
+    audit_history: bool = True
+    # False: the organization never enabled audit logging (the listing refuses).
+    audit_logging: bool = True
 
 
 @dataclass
@@ -1049,6 +1055,9 @@ class _Builder:
         self._usage(active)
         if spec.spend_controls:
             self._spend_controls()
+        self.org.audit_logging = spec.audit_logging
+        if spec.audit_history:
+            _AuditHistory(self).build()
         return self.org
 
     def _active_keys(self) -> list[tuple[SimProject, SimApiKey]]:
@@ -1421,6 +1430,103 @@ class _OrganizationExtras:
                 expires_at=self.now + expires_in,
                 active=active,
             )
+
+
+AUDIT_HISTORY_DAYS = 7
+# Share of the history's keys created with no scopes: unrestricted.
+UNRESTRICTED_KEY_FRACTION = 0.3
+
+
+class _AuditHistory:
+    """The audit log of a generated organization's last days, so that a backfill has
+    key scopes and event times to learn: an `api_key.created` for each key created in
+    that time, by its owner (in a session, or a service account with its key), a few
+    logins and login failures, the invites sent and accepted, members added."""
+
+    def __init__(self, builder: _Builder) -> None:
+        self.org = builder.org
+        self.now = builder.now
+        self.since = builder.now - AUDIT_HISTORY_DAYS * DAY
+        self.rng = random.Random(f"organization-audit-history-{builder.spec.seed}")
+
+    def build(self) -> None:
+        self._keys()
+        self._logins()
+        self._invites_and_members()
+
+    def _keys(self) -> None:
+        for project in self.org.projects(include_archived=True):
+            for key in self.org.keys(project.id):
+                if key.created_at < self.since:
+                    continue
+                self.org.audit_key_created(
+                    project.id,
+                    key.id,
+                    self._scopes(),
+                    actor=self._creator(key),
+                    effective_at=key.created_at,
+                )
+
+    def _scopes(self) -> list[str]:
+        if self.rng.random() < UNRESTRICTED_KEY_FRACTION:
+            return []
+        return sorted(self.rng.sample(KEY_SCOPES, self.rng.randrange(1, 4)))
+
+    def _creator(self, key: SimApiKey) -> SimAuditActor:
+        owner = key.owner
+        if isinstance(owner, SimServiceAccount):
+            return SimAuditActor(
+                "service_account_api_key",
+                api_key_id=_draw_id(self.rng, "key_", 16),
+                service_account_id=owner.id,
+            )
+        return SimAuditActor(
+            "session",
+            user_id=owner.id,
+            user_email=owner.email,
+            ip_address=f"203.0.113.{self.rng.randrange(1, 255)}",
+        )
+
+    def _logins(self) -> None:
+        members = self.org.members()
+        if not members:
+            return
+        for _ in range(4 * AUDIT_HISTORY_DAYS):
+            member = members[self.rng.randrange(len(members))]
+            at = self.since + self.rng.randrange(AUDIT_HISTORY_DAYS * DAY)
+            actor = SimAuditActor(
+                "session",
+                user_id=member.id,
+                user_email=member.email,
+                ip_address=f"203.0.113.{self.rng.randrange(1, 255)}",
+            )
+            # A mistyped password now and then, then the login that worked.
+            if self.rng.random() < 0.15:
+                self.org.record_audit_event("login.failed", effective_at=at - 30, actor=actor)
+            self.org.record_audit_event("login.succeeded", effective_at=at, actor=actor)
+
+    def _invites_and_members(self) -> None:
+        for invite in self.org.invites():
+            if invite.created_at >= self.since:
+                self.org.record_audit_event(
+                    "invite.sent",
+                    effective_at=invite.created_at,
+                    details={
+                        "id": invite.id,
+                        "data": {"email": invite.email, "role": invite.role},
+                    },
+                )
+            if invite.accepted_at is not None and invite.accepted_at >= self.since:
+                self.org.record_audit_event(
+                    "invite.accepted", effective_at=invite.accepted_at, details={"id": invite.id}
+                )
+        for member in self.org.members():
+            if member.added_at >= self.since:
+                self.org.record_audit_event(
+                    "user.added",
+                    effective_at=member.added_at,
+                    details={"id": member.id, "data": {"role": member.role}},
+                )
 
 
 def build_organization(spec: OrganizationSpec) -> Organization:

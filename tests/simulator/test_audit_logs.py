@@ -3,23 +3,39 @@ late and unknown events, audit logging off, and faults on `audit_logs`."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
-from exporter.simulator.app import SimulatorState
+from exporter.simulator.app import SimulatorState, create_simulator_app
 from exporter.simulator.audit import AuditLog, AuditQuery, SimAuditActor, SimAuditEvent
 from exporter.simulator.faults import Fault, FaultKind
-from exporter.simulator.organization import Organization
+from exporter.simulator.organization import (
+    AUDIT_HISTORY_DAYS,
+    DAY,
+    Organization,
+    OrganizationSpec,
+    SimServiceAccount,
+    build_organization,
+)
 
 from .conftest import NOW
 
 Client = TestClient[web.Request, web.Application]
 AUDIT = "/v1/organization/audit_logs"
 Query = dict[str, str] | list[tuple[str, str]]
+
+
+@pytest.fixture
+def org() -> Organization:
+    """The conftest's organization with an empty audit log: each test records its own."""
+    return build_organization(OrganizationSpec(seed=7, now=NOW, audit_history=False))
 
 
 async def _get(client: Client, query: Query | None = None) -> tuple[int, dict[str, Any]]:
@@ -319,3 +335,79 @@ def test_duplicate_ids_are_refused() -> None:
     log.add(event)
     with pytest.raises(ValueError, match="duplicate"):
         log.add(event)
+
+
+# -- the generated organization's history ----------------------------------------
+
+# Enough keys that some were created in the last 7 days (keys spread over 800 days).
+BUSY = OrganizationSpec(seed=3, projects=10, keys_per_project=100, now=NOW)
+
+
+def _resources(org: Organization) -> str:
+    projects = org.projects(include_archived=True)
+    return json.dumps(
+        [asdict(p) for p in projects]
+        + [asdict(k) for p in projects for k in org.keys(p.id)]
+        + [asdict(a) for p in projects for a in org.service_accounts(p.id)]
+        + [asdict(m) for m in org.members()]
+        + [asdict(k) for k in org.admin_keys()]
+        + [asdict(i) for i in org.invites()]
+        + [asdict(c) for c in org.certificates()],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def test_history_records_every_recent_key_with_scopes() -> None:
+    org = build_organization(BUSY)
+    since = NOW - AUDIT_HISTORY_DAYS * DAY
+    recent = {
+        k.id: (p.id, k)
+        for p in org.projects(include_archived=True)
+        for k in org.keys(p.id)
+        if k.created_at >= since
+    }
+    assert len(recent) >= 5
+    created = [e for e in org.audit_events() if e.type == "api_key.created"]
+    assert {e.details["id"] for e in created} == set(recent)
+    for event in created:
+        project_id, key = recent[event.details["id"]]
+        assert event.project_id == project_id
+        assert event.effective_at == key.created_at
+        assert event.actor is not None
+        if isinstance(key.owner, SimServiceAccount):
+            assert event.actor.kind == "service_account_api_key"
+            assert event.actor.service_account_id == key.owner.id
+        else:
+            assert (event.actor.kind, event.actor.user_id) == ("session", key.owner.id)
+    scope_sets = [tuple(e.details["data"]["scopes"]) for e in created]
+    assert () in scope_sets  # some unrestricted
+    assert any(scope_sets)  # some restricted
+    types = {e.type for e in org.audit_events()}
+    assert {"login.succeeded", "login.failed", "invite.sent"} <= types
+    assert all(since <= e.effective_at <= NOW for e in org.audit_events())
+
+
+def test_history_is_deterministic_and_changes_nothing_else() -> None:
+    def listed(spec: OrganizationSpec) -> list[dict[str, Any]]:
+        return [asdict(e) for e in build_organization(spec).audit_events()]
+
+    assert listed(BUSY) == listed(BUSY)
+    assert listed(replace(BUSY, audit_history=False)) == []
+    with_history = build_organization(BUSY)
+    without = build_organization(replace(BUSY, audit_history=False))
+    assert _resources(with_history) == _resources(without)
+
+
+async def test_a_spec_with_audit_logging_off_refuses_the_listing(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    org = build_organization(replace(BUSY, projects=2, audit_logging=False))
+    assert org.audit_events()  # the history is there, only unreadable
+    client = await aiohttp_client(
+        create_simulator_app(SimulatorState(org=org)),
+        headers={"Authorization": "Bearer sk-admin-test-fake"},
+    )
+    status, body = await _get(client)
+    assert status == 403
+    assert body["error"]["message"] == "Audit logging is not enabled for this organization."

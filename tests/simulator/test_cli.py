@@ -140,6 +140,27 @@ async def test_usage_flags(simulator: Simulator) -> None:
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
 
 
+async def test_audit_flags(simulator: Simulator) -> None:
+    async with simulator("--no-audit-logging") as (process, base_url):
+        status, body = await _get(f"{base_url}/organization/audit_logs")
+        assert status == 403
+        assert body["error"] == {
+            "message": "Audit logging is not enabled for this organization.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+    for flag, listed in (("--audit-history", True), ("--no-audit-history", False)):
+        async with simulator(flag) as (process, base_url):
+            status, body = await _get(f"{base_url}/organization/audit_logs")
+            assert status == 200
+            assert bool(body["data"]) is listed
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -11,8 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from exporter.simulator import demo
+from exporter.simulator import demo, demo_audit
 from exporter.simulator.app import SimulatorState, create_simulator_app
+from exporter.simulator.audit import AuditQuery, SimAuditEvent
 from exporter.simulator.organization import DAY, OrganizationSpec, build_organization
 
 NOW = 1_800_000_000
@@ -177,3 +179,83 @@ async def test_service_accounts_in_several_projects(demo_client: Client) -> None
     first = await _all(demo_client, f"{ORG}/projects/{projects[0]['id']}/service_accounts")
     owner_bot = next(a for a in first if a["id"] == demo.OWNER_SERVICE_ACCOUNT_ID)
     assert owner_bot["role"] == "owner"
+
+
+# -- the audit log: a trickle, and a case for each audit alert -------------------
+
+
+def _on_clock(at: float) -> tuple[demo.ScenarioOrganization, list[float]]:
+    clock = [at]
+    return demo.demo_organization(DEMO_KEY, now=NOW, clock=lambda: clock[0]), clock
+
+
+def _read(org: demo.ScenarioOrganization) -> list[SimAuditEvent]:
+    """What a poll sees: the listing advances the scenario, as the route does."""
+    org.page_audit_events(AuditQuery(), limit=1)
+    return org.audit_events()
+
+
+def _most_in_window(times: list[int], window: int) -> int:
+    times = sorted(times)
+    return max((sum(1 for t in times if s <= t < s + window) for s in times), default=0)
+
+
+def test_the_demo_starts_with_history_and_records_nothing_ahead_of_the_clock() -> None:
+    org, clock = _on_clock(NOW)
+    history = _read(org)
+    assert history
+    assert all(NOW - 7 * DAY <= e.effective_at <= NOW for e in history)
+    for seconds in (10, 60, 95, 250, 1_000):
+        clock[0] = NOW + seconds
+        assert max(e.effective_at for e in _read(org)) <= NOW + seconds
+    assert org.pending() == []  # the trickle is no step: the timed steps are all done
+
+
+def test_each_audit_alert_has_its_case_in_the_first_minutes() -> None:
+    org, _ = _on_clock(NOW + demo_audit.CASES_END)
+    events = [e for e in _read(org) if e.effective_at > NOW]
+
+    def of(event_type: str) -> list[SimAuditEvent]:
+        return [e for e in events if e.type == event_type]
+
+    created = of("api_key.created")
+    assert _most_in_window([e.effective_at for e in created], 3_600) > 10  # burst
+    assert any(e.actor is not None and e.actor.kind == "session" for e in created)
+    assert any(e.details["data"]["scopes"] == [] for e in created)  # unrestricted
+    assert _most_in_window([e.effective_at for e in of("login.failed")], 900) > 5
+    (deactivated,) = of("ip_allowlist.config.deactivated")
+    assert deactivated.details["configs"][0]["id"] == demo_audit.ALLOWLIST_CONFIG["id"]
+    (updated,) = of("api_key.updated")
+    assert updated.details["id"] == demo_audit.SESSION_KEY_ID
+    assert "scopes" in updated.details["changes_requested"]
+
+
+def test_the_trickle_is_steady_and_stays_under_the_alert_thresholds() -> None:
+    """After the cases have left the alerts' windows, the trickle alone fires no burst
+    and no login-failure alert, yet every kind of event keeps coming."""
+    org, _ = _on_clock(NOW + 5 * 3_600)
+    later = [e for e in _read(org) if e.effective_at >= NOW + 2 * 3_600]
+    per_minute = Counter((e.effective_at - NOW) // 60 for e in later if e.type == "login.succeeded")
+    assert len(per_minute) == 3 * 60  # a login every minute
+    created = [e.effective_at for e in later if e.type == "api_key.created"]
+    assert 0 < _most_in_window(created, 3_600) <= 10
+    failed = [e.effective_at for e in later if e.type == "login.failed"]
+    assert 0 < _most_in_window(failed, 900) <= 5
+    kinds = {e.actor.kind for e in later if e.type == "api_key.created" and e.actor}
+    assert kinds == {"session", "service_account_api_key"}
+    assert {"api_key.updated", "api_key.deleted"} <= {e.type for e in later}
+
+
+def test_the_trickle_is_the_same_however_often_it_is_read() -> None:
+    def seen(org: demo.ScenarioOrganization) -> list[tuple[str, int, str]]:
+        return [(e.type, e.effective_at, json.dumps(e.details)) for e in org.audit_events()]
+
+    polled, clock = _on_clock(NOW)
+    for minute in range(1, 91):
+        clock[0] = NOW + 60 * minute - 7
+        _read(polled)
+    clock[0] = NOW + 90 * 60
+    _read(polled)
+    once, _ = _on_clock(NOW + 90 * 60)
+    _read(once)
+    assert seen(polled) == seen(once)

@@ -746,6 +746,16 @@ async def test_audit_log_pages_conform(
         }
 
 
+async def test_demo_audit_log_conforms(
+    client: Client, state: SimulatorState, openapi: OpenAPI
+) -> None:
+    """The demo's history, trickle and alert cases, two hours in."""
+    now = 1_800_000_000
+    state.org = demo_organization("sk-admin-test-fake", now=now, clock=lambda: now + 7_200)
+    events = await _walk_audit(client, openapi, [("limit", "100")])
+    assert {"api_key.created", "ip_allowlist.config.deactivated"} <= {e["type"] for e in events}
+
+
 async def test_audit_log_of_an_unknown_type_breaks_only_the_type_enum(
     client: Client, openapi: OpenAPI, org: Organization
 ) -> None:
