@@ -88,7 +88,7 @@ CONTRACT = {
     # Collector rate_limits (off by default).
     "openai_project_rate_limit_requests_per_minute",
     "openai_project_rate_limit_tokens_per_minute",
-    # Collector audit_logs.
+    # Collector audit_logs (issue 11).
     "openai_audit_events_total",
     "openai_audit_last_event_timestamp_seconds",
     "openai_api_key_scopes_info",
