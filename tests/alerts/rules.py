@@ -72,6 +72,17 @@ SPEND_ALERTS = (
     "OpenAISpendLimitEnforcing",
 )
 USAGE_ALERTS = USAGE_KEY_ALERTS + SPEND_ALERTS
+# Alerts on the organization's audit log (issue 11: collector audit_logs): security events as
+# they happen, keys that grant every permission, and the audit log being unreadable.
+AUDIT_ALERTS = (
+    "OpenAIApiKeysCreatedBurst",
+    "OpenAIApiKeyCreatedFromSession",
+    "OpenAILoginFailures",
+    "OpenAIIpAllowlistDeactivated",
+    "OpenAIApiKeyScopesChanged",
+    "OpenAIApiKeyUnrestricted",
+    "OpenAIAuditLogUnavailable",
+)
 # Exporter alerts labelled by the collector they are about.
 COLLECTOR_ALERTS = (
     "OpenAIExporterCollectorFailing",

@@ -15,6 +15,7 @@ from tests.alerts.rules import (
     ADMIN_KEY_ALERTS,
     ALERTMANAGER_EXAMPLE,
     AMTOOL,
+    AUDIT_ALERTS,
     CERTIFICATE_ALERTS,
     COLLECTOR_ALERTS,
     CONTRACT_METRICS,
@@ -70,6 +71,13 @@ SHIPPED_ALERTS = {
     "OpenAIProjectSpendNearLimit": "warning",
     "OpenAIOrganizationSpendNearLimit": "warning",
     "OpenAISpendLimitEnforcing": "critical",
+    "OpenAIApiKeysCreatedBurst": "warning",
+    "OpenAIApiKeyCreatedFromSession": "info",
+    "OpenAILoginFailures": "warning",
+    "OpenAIIpAllowlistDeactivated": "critical",
+    "OpenAIApiKeyScopesChanged": "info",
+    "OpenAIApiKeyUnrestricted": "info",
+    "OpenAIAuditLogUnavailable": "warning",
 }
 SHIPPED_RECORDING_RULES = {
     "openai_api_key:info",
@@ -79,6 +87,8 @@ SHIPPED_RECORDING_RULES = {
     "openai_api_key:usage_tokens:rate1h",
     "openai_admin_api_key:age_seconds",
     "openai_admin_api_key:idle_seconds",
+    "openai_audit_events:increase1h",
+    "openai_audit_events:increase15m",
 }
 GRAFANA_URL = "https://grafana.example.com"
 DASHBOARD_OF = {
@@ -86,6 +96,9 @@ DASHBOARD_OF = {
     **dict.fromkeys(EXPORTER_ALERTS, "openai-key-exporter-health"),
     **dict.fromkeys(CREDENTIAL_ALERTS, "openai-credentials"),
     **dict.fromkeys(USAGE_ALERTS, "openai-usage-and-spend"),
+    # The Security events row; the audit log's own health is the exporter's.
+    **dict.fromkeys(AUDIT_ALERTS, "openai-credentials"),
+    "OpenAIAuditLogUnavailable": "openai-key-exporter-health",
     # A project key, but its owner's membership is on the credentials dashboard.
     "OpenAIApiKeyOwnerLeftOrganization": "openai-credentials",
 }
@@ -154,6 +167,24 @@ THRESHOLD_MUTATIONS = [
         "openai_project_spend_limit_enforcing == 1",
         "openai_project_spend_limit_enforcing == 0",
     ),
+    ("OpenAIApiKeysCreatedBurst", "> 10", "> 9"),
+    ("OpenAIApiKeysCreatedBurst", "> 10", "> 11"),
+    ("OpenAIApiKeysCreatedBurst", '"api_key.created"', '"api_key.deleted"'),
+    ("OpenAIApiKeyCreatedFromSession", "> 0", "> -1"),
+    ("OpenAIApiKeyCreatedFromSession", "> 0", "> 1"),
+    ("OpenAIApiKeyCreatedFromSession", '"session"', '"user_api_key"'),
+    ("OpenAILoginFailures", "> 5", "> 4"),
+    ("OpenAILoginFailures", "> 5", "> 6"),
+    ("OpenAILoginFailures", '"login.failed"', '"login.succeeded"'),
+    ("OpenAIIpAllowlistDeactivated", "> 0", "> -1"),
+    ("OpenAIIpAllowlistDeactivated", "> 0", "> 1"),
+    ("OpenAIIpAllowlistDeactivated", "config.deactivated", "config.activated"),
+    ("OpenAIApiKeyScopesChanged", "> 0", "> -1"),
+    ("OpenAIApiKeyScopesChanged", "> 0", "> 1"),
+    ("OpenAIApiKeyScopesChanged", '"api_key.updated"', '"api_key.created"'),
+    ("OpenAIApiKeyUnrestricted", 'scopes=""', 'scopes!=""'),
+    ("OpenAIAuditLogUnavailable", "== 0", "== 1"),
+    ("OpenAIAuditLogUnavailable", '"audit_logs"', '"api_keys"'),
 ]
 
 
@@ -197,7 +228,14 @@ def test_shipped_alert_names_are_exactly_these() -> None:
     assert {name: rule.labels.get("severity") for name, rule in alerts().items()} == (
         SHIPPED_ALERTS
     )
-    groups = KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + EXPORTER_ALERTS + USAGE_ALERTS
+    groups = (
+        KEY_ALERTS
+        + PROJECT_ALERTS
+        + CREDENTIAL_ALERTS
+        + EXPORTER_ALERTS
+        + USAGE_ALERTS
+        + AUDIT_ALERTS
+    )
     assert sorted(groups) == sorted(SHIPPED_ALERTS), "each alert in exactly one group"
     assert set(ADMIN_KEY_ALERTS + CERTIFICATE_ALERTS) == set(CREDENTIAL_ALERTS)
     assert set(USAGE_KEY_ALERTS + SPEND_ALERTS) == set(USAGE_ALERTS)
@@ -245,6 +283,8 @@ WITHOUT_NUMERIC_THRESHOLD = {
     "OpenAIExporterDown",
     "OpenAIExporterCollectorFailing",
     "OpenAISpendLimitEnforcing",
+    "OpenAIApiKeyUnrestricted",
+    "OpenAIAuditLogUnavailable",
 }
 # OpenAIAdminApiKeyUnused: idle days of used keys, then age in days of never-used ones.
 # OpenAIApiKeyUsageSpike: the floor in tokens per minute, then the factor over the baseline.
@@ -265,8 +305,8 @@ def test_threshold_is_the_single_ordering_comparison(name: str) -> None:
 def test_alert_conventions(name: str) -> None:
     rule = alerts()[name]
     assert re.fullmatch(
-        r"OpenAI(ApiKey|DormantApiKey|Project|Organization|Spend|AdminApiKey|Certificate|Exporter)"
-        r"[A-Z][A-Za-z]+",
+        r"OpenAI(ApiKeys?|DormantApiKey|Project|Organization|Spend|AdminApiKey|Certificate|Exporter"
+        r"|Login|IpAllowlist|AuditLog)[A-Z][A-Za-z]+",
         name,
     )
     assert rule.for_ is not None, f"{name} has no for:"
@@ -289,8 +329,10 @@ def test_alert_conventions(name: str) -> None:
         needed = ["admin_api_key_name", "admin_api_key_id"]
     elif name in CERTIFICATE_ALERTS:
         needed = ["certificate_name", "certificate_id"]
-    elif name in COLLECTOR_ALERTS:
+    elif name in COLLECTOR_ALERTS or name == "OpenAIAuditLogUnavailable":
         needed = ["job", "collector"]
+    elif name in AUDIT_ALERTS:
+        needed = AUDIT_DESCRIPTION_LABELS[name]
     else:
         needed = ["job"]
     for label in needed:
@@ -300,6 +342,26 @@ def test_alert_conventions(name: str) -> None:
     dashboard_url = rule.annotations["dashboard_url"]
     uid = DASHBOARD_OF[name]
     assert dashboard_url.startswith(f"{GRAFANA_URL}/d/{uid}/{uid}")
+
+
+# What each audit alert's description names. The audit metrics carry no email, IP address
+# or user id, and a description prints only these labels.
+AUDIT_DESCRIPTION_LABELS = {
+    "OpenAIApiKeysCreatedBurst": ["job", "instance"],
+    "OpenAIApiKeyCreatedFromSession": ["project_id", "actor_type"],
+    "OpenAILoginFailures": ["job", "instance"],
+    "OpenAIIpAllowlistDeactivated": ["job", "instance", "actor_type"],
+    "OpenAIApiKeyScopesChanged": ["project_id", "actor_type"],
+    "OpenAIApiKeyUnrestricted": ["project_id", "api_key_id"],
+}
+
+
+@pytest.mark.parametrize("name", AUDIT_ALERTS)
+def test_audit_alert_descriptions_print_no_personal_data(name: str) -> None:
+    printed = re.findall(r"\$labels\.(\w+)", alerts()[name].annotations["description"])
+    allowed = {"job", "instance", "collector", "project_id", "actor_type", "api_key_id"}
+    assert printed, name
+    assert set(printed) <= allowed, f"{name} prints {set(printed) - allowed}"
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_ALERTS))
@@ -362,7 +424,7 @@ def test_every_alert_has_a_firing_case_with_labels_and_annotations(name: str) ->
                     assert label in expected["exp_labels"], f"{name} case lacks {label}"
             if name in CERTIFICATE_ALERTS:
                 assert "certificate_name" in expected["exp_labels"], f"{name} lacks its name"
-            if name in COLLECTOR_ALERTS:
+            if name in COLLECTOR_ALERTS or name == "OpenAIAuditLogUnavailable":
                 assert "collector" in expected["exp_labels"], f"{name} case lacks collector"
 
 

@@ -50,10 +50,12 @@ REPLACED_METRICS = {
     "openai_exporter_last_success_timestamp_seconds",
     "openai_exporter_refresh_duration_seconds",
 }
+# Panels that show data; rows only group them.
 ALL_PANELS = [
     pytest.param(uid, panel, id=f"{uid}/{panel['title']}")
     for uid, dashboard in dashboards().items()
     for panel in panels(dashboard)
+    if panel["type"] != "row"
 ]
 ALL_QUERIES = [pytest.param(query, id=query.id) for query in queries()]
 
@@ -80,7 +82,20 @@ def test_json_is_formatted(name: str) -> None:
 
 def test_panel_counts() -> None:
     counts = {uid: len(list(panels(d))) for uid, d in dashboards().items()}
-    assert counts == {KEYS: 12, HEALTH: 13, CREDENTIALS: 13, USAGE: 16}
+    assert counts == {KEYS: 12, HEALTH: 13, CREDENTIALS: 18, USAGE: 16}
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_rows_are_open_and_span_the_width(uid: str) -> None:
+    """A row holds no query; open (not collapsed), its panels follow it at the top level,
+    so every panel of the dashboard shows on load."""
+    for panel in panels(dashboards()[uid]):
+        if panel["type"] == "row":
+            assert panel["title"]
+            assert panel["collapsed"] is False
+            assert panel["panels"] == []
+            assert "targets" not in panel
+            assert panel["gridPos"] == {"h": 1, "w": 24, "x": 0, "y": panel["gridPos"]["y"]}
 
 
 @pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
@@ -297,7 +312,11 @@ def test_usage_dashboard_filters_every_project_metric_on_the_project() -> None:
 def test_credentials_dashboard_covers_each_credential() -> None:
     """Admin keys (with the exporter's own marked), members by role, pending invites,
     certificates by time to expiry, keys whose owner left: each has its panel and query."""
-    by_title = {panel["title"]: panel for panel in panels(dashboards()[CREDENTIALS])}
+    by_title = {
+        panel["title"]: panel
+        for panel in panels(dashboards()[CREDENTIALS])
+        if panel["type"] != "row"
+    }
     exprs = {
         title: " ".join(t["expr"] for t in panel["targets"]) for title, panel in by_title.items()
     }
@@ -320,6 +339,48 @@ def test_credentials_dashboard_covers_each_credential() -> None:
     )
     assert exprs["Certificates by time to expiry"].startswith("sort(")
     assert "openai_api_key_owner_in_organization == 0" in exprs["Project keys whose owner left"]
+
+
+def test_credentials_dashboard_has_a_security_events_row() -> None:
+    """Below the row: events per type, key creations and deletions by actor type, failed
+    logins, keys by scope set; each reads the audit metrics, the counts through the
+    recording rules so that a series' first event counts."""
+    dashboard = dashboards()[CREDENTIALS]
+    every = list(panels(dashboard))
+    (row,) = [panel for panel in every if panel["type"] == "row"]
+    assert row["title"] == "Security events"
+    below = [panel for panel in every if panel["gridPos"]["y"] > row["gridPos"]["y"]]
+    above = [panel for panel in every if panel["gridPos"]["y"] < row["gridPos"]["y"]]
+    assert len(above) == 13
+    values = default_values(dashboard)
+    by_title = {panel["title"]: panel for panel in below}
+    exprs = {
+        title: " ".join(t["expr"] for t in panel["targets"]) for title, panel in by_title.items()
+    }
+    read = {
+        title: set().union(*(metric_names(substitute(t["expr"], values)) for t in panel["targets"]))
+        for title, panel in by_title.items()
+    }
+    assert read == {
+        "Audit events per hour, by type": {"openai_audit_events:increase1h"},
+        "Key creations and deletions per hour, by actor type": {"openai_audit_events:increase1h"},
+        "Failed logins per 15 minutes": {"openai_audit_events:increase15m"},
+        "Keys by scope set": {"openai_api_key_scopes_info"},
+    }
+    assert "sum by (event_type) (" in exprs["Audit events per hour, by type"]
+    creations = exprs["Key creations and deletions per hour, by actor type"]
+    assert "by (event_type, actor_type)" in creations
+    assert 'event_type=~"api_key.created|api_key.deleted"' in creations
+    assert 'project_id=~"$project"' in creations
+    logins = by_title["Failed logins per 15 minutes"]
+    assert 'event_type="login.failed"' in exprs["Failed logins per 15 minutes"]
+    (login_threshold,) = re.findall(r"> (\d+)", alerts()["OpenAILoginFailures"].expr)
+    steps = logins["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == int(login_threshold)
+    scope_sets = exprs["Keys by scope set"]
+    assert "count by (scopes) (" in scope_sets
+    assert '"scopes", "(unrestricted)", "scopes", ""' in scope_sets
+    assert 'project_id=~"$project"' in scope_sets
 
 
 @pytest.mark.parametrize(("uid", "panel"), ALL_PANELS)

@@ -648,7 +648,7 @@ def test_the_collectors_fixture_switches_users_off(chart: helm_python.Chart) -> 
     ("variable", "value", "refused"),
     [
         ("OPENAI_EXPORTER_COLLECTOR_USERS", "maybe", "must be true or false"),
-        ("OPENAI_EXPORTER_COLLECTOR_AUDIT_LOGS", "true", "unknown setting"),
+        ("OPENAI_EXPORTER_COLLECTOR_NO_SUCH_RESOURCE", "true", "unknown setting"),
     ],
 )
 def test_the_collector_check_has_teeth(
@@ -705,3 +705,27 @@ def test_usage_and_costs_settings_reach_the_environment(
     assert rendered(everything) == ("10m", "6h", "project_id,api_key_id", "7200", "7d")
     one = documents(render(chart, {"usage": {"groupBy": ["model"]}}))
     assert settings(one)["OPENAI_EXPORTER_USAGE_GROUP_BY"] == "model"
+
+
+def test_audit_settings_reach_the_environment(
+    default_docs: list[Doc], chart: helm_python.Chart
+) -> None:
+    """Each audit value is one OPENAI_EXPORTER_AUDIT_* variable: durations as written, the
+    log switches as true or false."""
+    names = (
+        "OPENAI_EXPORTER_AUDIT_INTERVAL",
+        "OPENAI_EXPORTER_AUDIT_OVERLAP",
+        "OPENAI_EXPORTER_AUDIT_BACKFILL",
+        "OPENAI_EXPORTER_AUDIT_LOG_EVENTS",
+        "OPENAI_EXPORTER_AUDIT_LOG_PERSONAL_DATA",
+    )
+
+    def rendered(docs: list[Doc]) -> tuple[str, ...]:
+        config = settings(docs)
+        return tuple(config[name] for name in names)
+
+    assert rendered(default_docs) == ("1m", "10m", "7d", "false", "false")
+    everything = documents(render(chart, load_values(CI_DIR / "everything-values.yaml")))
+    assert rendered(everything) == ("30s", "15m", "172800", "true", "true")
+    events_only = documents(render(chart, {"audit": {"logEvents": True}}))
+    assert rendered(events_only)[3:] == ("true", "false")

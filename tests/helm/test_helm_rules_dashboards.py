@@ -3,9 +3,10 @@
 ``files/openai-key-exporter.rules.yml`` and ``files/dashboards`` in the chart are symlinks to
 the repository's files; Helm follows them when it loads or packages the chart. So there is
 no copy to drift: these tests prove that the links are links, that a packaged chart carries
-the real bytes, that the default PrometheusRule holds exactly the shipped rules, that each
-override changes what it says and nothing else, that promtool accepts every rendered rule
-set, and that each dashboard ConfigMap holds its file byte for byte.
+the real bytes, that the default PrometheusRule holds exactly the shipped rules but those the
+chart switches off by default, that each override changes what it says and nothing else,
+that promtool accepts every rendered rule set, and that each dashboard ConfigMap holds its
+file byte for byte.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ THRESHOLD_UNITS = {
     "OpenAIApiKeyOfDepartedOwnerUsed": "requests",
     "OpenAIProjectSpendNearLimit": "percent",
     "OpenAIOrganizationSpendNearLimit": "percent",
+    "OpenAIApiKeysCreatedBurst": "keys",
+    "OpenAIApiKeyCreatedFromSession": "keys",
+    "OpenAILoginFailures": "logins",
+    "OpenAIIpAllowlistDeactivated": "deactivations",
+    "OpenAIApiKeyScopesChanged": "updates",
 }
 # Alerts whose expression compares with several numbers: their units, in order. Their
 # threshold override is a list of as many numbers.
@@ -70,7 +76,11 @@ NO_THRESHOLD = {
     "OpenAIExporterDown",
     "OpenAIExporterCollectorFailing",
     "OpenAISpendLimitEnforcing",
+    "OpenAIApiKeyUnrestricted",
+    "OpenAIAuditLogUnavailable",
 }
+# Shipped alerts the chart's default values switch off (prometheusRule.alerts).
+OFF_BY_DEFAULT = {"OpenAIApiKeyUnrestricted"}
 
 Rule = dict[str, Any]
 
@@ -82,6 +92,19 @@ def shipped_groups() -> list[dict[str, Any]]:
 
 def shipped_alerts() -> dict[str, Rule]:
     return {r["alert"]: r for g in shipped_groups() for r in g["rules"] if "alert" in r}
+
+
+def default_groups() -> list[dict[str, Any]]:
+    """The shipped groups minus the alerts the chart switches off by default."""
+    return [
+        {**g, "rules": [r for r in g["rules"] if r.get("alert") not in OFF_BY_DEFAULT]}
+        for g in shipped_groups()
+    ]
+
+
+def switched_on(name: str, override: dict[str, Any]) -> dict[str, Any]:
+    """An override of alert `name` that also switches it on where the defaults do not."""
+    return {"enabled": True, **override} if name in OFF_BY_DEFAULT else override
 
 
 SHIPPED_ALERT_NAMES = sorted(shipped_alerts())
@@ -152,19 +175,28 @@ def test_packaged_chart_carries_the_real_files(chart: helm_python.Chart, tmp_pat
 # --- the PrometheusRule -------------------------------------------------------------------
 
 
-def test_default_prometheus_rule_holds_exactly_the_shipped_rules(
+def test_default_prometheus_rule_holds_exactly_the_shipped_rules_but_those_off(
     chart: helm_python.Chart,
 ) -> None:
     groups = rule_groups(render_docs(chart))
-    shipped = shipped_groups()
+    shipped = default_groups()
     assert [g["name"] for g in groups] == [g["name"] for g in shipped]
     rendered_alerts = alerts_of(groups)
-    assert sorted(rendered_alerts) == SHIPPED_ALERT_NAMES
+    assert sorted(rendered_alerts) == sorted(set(SHIPPED_ALERT_NAMES) - OFF_BY_DEFAULT)
     assert len(SHIPPED_ALERT_NAMES) >= 10
     for name, rule in shipped_alerts().items():
-        assert rendered_alerts[name]["expr"] == rule["expr"], name
+        if name not in OFF_BY_DEFAULT:
+            assert rendered_alerts[name]["expr"] == rule["expr"], name
     # Beyond names and expressions: every field of every rule, recording rules included.
     assert groups == shipped
+
+
+@pytest.mark.parametrize("name", sorted(OFF_BY_DEFAULT))
+def test_an_alert_off_by_default_comes_back_as_shipped(chart: helm_python.Chart, name: str) -> None:
+    values = {"prometheusRule": {"alerts": {name: {"enabled": True}}}}
+    groups = rule_groups(render_docs(chart, values))
+    assert groups == shipped_groups()
+    assert alerts_of(groups)[name] == shipped_alerts()[name]
 
 
 def promtool_check(groups: list[dict[str, Any]], tmp_path: Path, name: str) -> int:
@@ -186,7 +218,7 @@ def promtool_check(groups: list[dict[str, Any]], tmp_path: Path, name: str) -> i
 
 
 def test_promtool_accepts_every_rendered_rule_set(chart: helm_python.Chart, tmp_path: Path) -> None:
-    shipped_count = sum(len(g["rules"]) for g in shipped_groups())
+    shipped_count = sum(len(g["rules"]) for g in default_groups())
     assert promtool_check(rule_groups(render_docs(chart)), tmp_path, "defaults") == shipped_count
     checked = 1
     for path in VALID:
@@ -262,7 +294,7 @@ def test_threshold_override_of_each_alert(
     chart: helm_python.Chart, name: str, tmp_path: Path
 ) -> None:
     # 13 is no shipped threshold, so the override always changes a number.
-    values = {"prometheusRule": {"alerts": {name: {"threshold": 13}}}}
+    values = {"prometheusRule": {"alerts": {name: switched_on(name, {"threshold": 13})}}}
     if name not in THRESHOLD_UNITS:
         with pytest.raises(helm_python.HelmError, match="no single threshold to replace"):
             render_docs(chart, values)
@@ -315,9 +347,8 @@ def test_every_shipped_alert_has_a_known_threshold_behaviour() -> None:
 @pytest.mark.parametrize("name", SHIPPED_ALERT_NAMES)
 def test_severity_for_labels_and_disable_of_each_alert(chart: helm_python.Chart, name: str) -> None:
     override = {"severity": "info", "for": "7m", "labels": {"x": "y"}, "annotations": {"a": "b"}}
-    rule = alerts_of(
-        rule_groups(render_docs(chart, {"prometheusRule": {"alerts": {name: override}}}))
-    )[name]
+    values = {"prometheusRule": {"alerts": {name: switched_on(name, override)}}}
+    rule = alerts_of(rule_groups(render_docs(chart, values)))[name]
     original = shipped_alerts()[name]
     assert rule["expr"] == original["expr"]
     assert rule["for"] == "7m"
@@ -325,7 +356,7 @@ def test_severity_for_labels_and_disable_of_each_alert(chart: helm_python.Chart,
     assert rule["annotations"] == {**original["annotations"], "a": "b"}
     disabled = {"prometheusRule": {"alerts": {name: {"enabled": False}}}}
     remaining = alerts_of(rule_groups(render_docs(chart, disabled)))
-    assert sorted(remaining) == sorted(set(SHIPPED_ALERT_NAMES) - {name})
+    assert sorted(remaining) == sorted(set(SHIPPED_ALERT_NAMES) - {name} - OFF_BY_DEFAULT)
 
 
 def test_disabling_every_alert_keeps_the_recording_rules(chart: helm_python.Chart) -> None:
