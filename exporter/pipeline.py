@@ -1,10 +1,11 @@
-"""The data path of one organization, assembled: key source, session, client factory,
-one runner and one cache per enabled collector, and the snapshot cache over them."""
+"""The data path of one organization, assembled: key source, client factory over the
+shared upstream (``upstream.shared``), one runner and one cache per enabled collector,
+and the snapshot cache over them."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiohttp
@@ -12,7 +13,6 @@ from aiohttp.helpers import get_env_proxy_for_url
 from pydantic import SecretStr
 from yarl import URL
 
-from exporter import __version__
 from exporter.cache import CollectorCache, ReportObserver, SnapshotCache
 from exporter.clock import Clocks
 from exporter.collectors import build_collectors
@@ -23,6 +23,7 @@ from exporter.filters import ProjectFilter
 from exporter.upstream.client import AdminApiClient, RequestObserver
 from exporter.upstream.keysource import AdminKeySource
 from exporter.upstream.retry import RetryPolicy
+from exporter.upstream.shared import SharedUpstream
 
 DEMO_ADMIN_KEY = "sk-admin-demo-simulated"
 
@@ -53,16 +54,24 @@ def collector_ttl(settings: Settings, name: str) -> float:
     return settings.cache_ttl
 
 
+def organization_bound(collectors: Sequence[AnyCollector]) -> int:
+    """Upstream requests one organization can have in flight: every collector's
+    listings at once (their refreshes run side by side), plus one."""
+    return 1 + sum(collector.max_in_flight() for collector in collectors)
+
+
 @asynccontextmanager
 async def open_pipeline(
     settings: Settings,
     collectors: tuple[AnyCollector, ...],
     *,
+    upstream: SharedUpstream,
     observe_request: RequestObserver,
     observe_report: ReportObserver,
     clocks: Clocks,
 ) -> AsyncIterator[tuple[SnapshotCache, str]]:
-    """The snapshot cache over a live session; yields it with the base URL in use."""
+    """One organization's snapshot cache over the shared upstream; yields it with the
+    base URL in use."""
     async with AsyncExitStack() as stack:
         base_url = settings.base_url
         if settings.demo:
@@ -74,24 +83,12 @@ async def open_pipeline(
             assert settings.admin_key is not None  # guaranteed by Settings validation
             keys = AdminKeySource(key=settings.admin_key)
         proxy, proxy_auth = _env_proxy(base_url)
-        session = await stack.enter_async_context(
-            aiohttp.ClientSession(
-                # Room for every collector's listings at once, so that none waits for a
-                # connection another holds (their refreshes run side by side).
-                connector=aiohttp.TCPConnector(
-                    limit=1 + sum(collector.max_in_flight() for collector in collectors)
-                ),
-                headers={"User-Agent": f"openai-key-exporter/{__version__}"},
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-            )
-        )
         retry = RetryPolicy(max_retries=settings.openai_max_retries)
         rng = random.Random()  # noqa: S311 - jitter, not security
 
         def new_client() -> AdminApiClient:
             return AdminApiClient(
-                session,
+                upstream.session,
                 base_url,
                 keys.current(),
                 observe=observe_request,
@@ -99,6 +96,9 @@ async def open_pipeline(
                 request_timeout=settings.openai_request_timeout,
                 clocks=clocks,
                 rng=rng,
+                slots=upstream.slots,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             )
 
         caches = []

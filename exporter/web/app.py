@@ -14,27 +14,33 @@ from prometheus_client.registry import Collector
 
 from exporter.cache import SnapshotCache
 from exporter.clock import Clocks
-from exporter.collectors.base import AnyCollector
 from exporter.config import Settings
-from exporter.health import ExporterHealth
-from exporter.pipeline import collector_ttl, enabled_collectors, open_pipeline
+from exporter.pipeline import organization_bound
 from exporter.rendering.renderer import SnapshotRenderer
 from exporter.snapshot import Snapshot
+from exporter.upstream.shared import SharedUpstream, open_shared_upstream
 from exporter.web.landing import CollectorStatus, LandingStatus, render_landing
+from exporter.web.units import (
+    OrganizationPlan,
+    OrganizationUnit,
+    open_organization,
+    plan_organization,
+)
 from exporter.webconfig import WebConfig, load_web_config, protect
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
-HEALTH = web.AppKey("health", ExporterHealth)
 CLOCKS = web.AppKey("clocks", Clocks)
-COLLECTORS = web.AppKey("collectors", tuple[AnyCollector, ...])
-CACHE = web.AppKey("cache", SnapshotCache)
-BASE_URL = web.AppKey("base_url", str)
-RENDERER = web.AppKey("renderer", SnapshotRenderer)
 RENDER_THREAD = web.AppKey("render_thread", ThreadPoolExecutor)
+PLANS = web.AppKey("plans", tuple[OrganizationPlan, ...])
+UPSTREAM = web.AppKey("upstream", SharedUpstream)
+# The single organization's unit, and its snapshot cache (what tests poke at).
+ORGANIZATION = web.AppKey("organization", OrganizationUnit)
+CACHE = web.AppKey("cache", SnapshotCache)
 
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+SINGLE_ORGANIZATION = "default"  # the name of the one unit without --config.file
 
 
 def create_app(
@@ -53,16 +59,8 @@ def create_app(
     app = web.Application()
     protect(app, web_config)
     app[SETTINGS] = settings
-    collectors = app[COLLECTORS] = enabled_collectors(settings)
-    app[HEALTH] = ExporterHealth(
-        [collector.name for collector in collectors],
-        [endpoint for collector in collectors for endpoint in collector.endpoints],
-    )
     app[CLOCKS] = clocks or Clocks()
-    # Keeps the prepared text of each collector's latest state between scrapes.
-    app[RENDERER] = SnapshotRenderer(
-        collectors, ttls={c.name: collector_ttl(settings, c.name) for c in collectors}
-    )
+    app[PLANS] = (plan_organization(SINGLE_ORGANIZATION, settings),)
     app.cleanup_ctx.append(_render_thread_context)
     app.cleanup_ctx.append(_upstream_context)
     app.router.add_get("/", landing)
@@ -82,20 +80,18 @@ async def _render_thread_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstream_context(app: web.Application) -> AsyncIterator[None]:
-    health = app[HEALTH]
-    async with open_pipeline(
-        app[SETTINGS],
-        app[COLLECTORS],
-        observe_request=health.observe_request,
-        observe_report=health.record,
-        clocks=app[CLOCKS],
-    ) as (cache, base_url):
-        app[CACHE] = cache
-        app[BASE_URL] = base_url
-        if app[SETTINGS].demo:
-            log.info("demo mode: serving a simulated organization from %s", base_url)
-        cache.start_refresh()  # so the first scrape normally finds data
-        yield
+    plans = app[PLANS]
+    bound = sum(organization_bound(plan.collectors) for plan in plans)
+    async with open_shared_upstream(bound) as upstream:
+        app[UPSTREAM] = upstream
+        (plan,) = plans
+        async with open_organization(plan, upstream=upstream, clocks=app[CLOCKS]) as unit:
+            app[ORGANIZATION] = unit
+            app[CACHE] = unit.cache
+            if app[SETTINGS].demo:
+                log.info("demo mode: serving a simulated organization from %s", unit.base_url)
+            unit.cache.start_refresh()  # so the first scrape normally finds data
+            yield
 
 
 def scrape_budget(request: web.Request, settings: Settings) -> float:
@@ -113,9 +109,13 @@ def scrape_budget(request: web.Request, settings: Settings) -> float:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
+    return await _serve_organization(request, request.app[ORGANIZATION])
+
+
+async def _serve_organization(request: web.Request, unit: OrganizationUnit) -> web.StreamResponse:
+    """One organization's metrics: its collectors' families, then its health."""
     app = request.app
-    settings = app[SETTINGS]
-    snapshot = await app[CACHE].get(scrape_budget(request, settings))
+    snapshot = await unit.cache.get(scrape_budget(request, app[SETTINGS]))
     # choose_encoder negotiates the format; the renderer writes the collectors' families
     # for it, and prometheus_client the exporter's own metrics (and OpenMetrics' # EOF).
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -124,11 +124,11 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     pieces = await asyncio.get_running_loop().run_in_executor(
         app[RENDER_THREAD],
         _render,
-        app[RENDERER],
+        unit.renderer,
         snapshot,
         app[CLOCKS].wall(),
         encoder,
-        app[HEALTH],
+        unit.health,
         use_gzip,
         content_type.startswith("application/openmetrics-text"),
     )
@@ -169,12 +169,13 @@ def _render(
 
 async def landing(request: web.Request) -> web.Response:
     app = request.app
-    snapshot = app[CACHE].current()
-    health = app[HEALTH]
+    unit = app[ORGANIZATION]
+    snapshot = unit.cache.current()
+    health = unit.health
     now = app[CLOCKS].wall()
     collectors = []
-    refreshing = {cache.name for cache in app[CACHE].caches if cache.refreshing}
-    for collector in app[COLLECTORS]:
+    refreshing = {cache.name for cache in unit.cache.caches if cache.refreshing}
+    for collector in unit.collectors:
         state = snapshot.get(collector.name)
         report = health.last_reports.get(collector.name)
         summary = None if state is None else collector.summary(state.rows)
