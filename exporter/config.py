@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 ENV_PREFIX = "OPENAI_EXPORTER_"
 DEFAULT_PORT = 9471
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RESERVED_PATHS = ("/", "/healthz", "/readyz")
+RESERVED_PATHS = ("/", "/probe", "/healthz", "/readyz")
 DEFAULT_RETRY_INTERVAL = 60.0
 # What --usage.group-by can name: the usage series' labels besides source.
 USAGE_DIMENSIONS = ("project_id", "api_key_id", "model")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -24,6 +25,9 @@ from exporter.upstream.client import AdminApiClient, RequestObserver
 from exporter.upstream.keysource import AdminKeySource
 from exporter.upstream.retry import RetryPolicy
 from exporter.upstream.shared import SharedUpstream
+
+if TYPE_CHECKING:  # the simulator is loaded only with --demo
+    from exporter.organizations.schema import DemoOrganization
 
 DEMO_ADMIN_KEY = "sk-admin-demo-simulated"
 
@@ -69,13 +73,17 @@ async def open_pipeline(
     observe_request: RequestObserver,
     observe_report: ReportObserver,
     clocks: Clocks,
+    organization: str | None = None,
+    demo: DemoOrganization | None = None,
 ) -> AsyncIterator[tuple[SnapshotCache, str]]:
     """One organization's snapshot cache over the shared upstream; yields it with the
-    base URL in use."""
+    base URL in use. ``organization`` names it in log lines (several organizations
+    served); with ``--demo``, ``demo`` is its simulated organization (None: the demo's
+    own)."""
     async with AsyncExitStack() as stack:
         base_url = settings.base_url
         if settings.demo:
-            base_url = await stack.enter_async_context(_demo_simulator())
+            base_url = await stack.enter_async_context(_demo_simulator(demo))
             keys = AdminKeySource(key=SecretStr(DEMO_ADMIN_KEY))
         elif settings.admin_key_file is not None:
             keys = AdminKeySource(path=settings.admin_key_file)
@@ -104,7 +112,11 @@ async def open_pipeline(
         caches = []
         for collector in collectors:
             runner = CollectorRunner(
-                collector, new_client, deadline=settings.openai_refresh_timeout, clocks=clocks
+                collector,
+                new_client,
+                deadline=settings.openai_refresh_timeout,
+                clocks=clocks,
+                organization=organization,
             )
             ttl = collector_ttl(settings, collector.name)
             caches.append(
@@ -139,11 +151,18 @@ def _env_proxy(base_url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
 
 
 @asynccontextmanager
-async def _demo_simulator() -> AsyncIterator[str]:
+async def _demo_simulator(demo: DemoOrganization | None) -> AsyncIterator[str]:
+    """One in-process simulator serving one simulated organization: each organization of
+    ``--demo --config.file`` has its own, so its faults touch no other."""
+    from exporter.organizations.demo import demo_faults, demo_spec
     from exporter.simulator.app import SimulatorState, serve_simulator
     from exporter.simulator.demo import demo_organization
     from exporter.simulator.faults import FaultInjector
+    from exporter.simulator.organization import build_organization
 
-    state = SimulatorState(org=demo_organization(DEMO_ADMIN_KEY), faults=FaultInjector())
+    if demo is None:
+        state = SimulatorState(org=demo_organization(DEMO_ADMIN_KEY), faults=FaultInjector())
+    else:
+        state = SimulatorState(org=build_organization(demo_spec(demo)), faults=demo_faults(demo))
     async with serve_simulator(state) as base_url:
         yield base_url
