@@ -51,9 +51,7 @@ def _load(path: Path, demo: bool) -> OrganizationsFile:
     except YamlFileError as error:
         raise ConfigError([str(error)]) from None
     if not isinstance(document, dict):
-        raise ConfigError(
-            [f"must be a YAML mapping holding the organizations list, like {_EXAMPLE}"]
-        )
+        raise ConfigError([f"must be a YAML mapping holding the organizations, like {_EXAMPLE}"])
     problems = [
         f"unknown field {_shown(key)}"
         for key in document
