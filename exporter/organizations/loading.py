@@ -8,6 +8,7 @@ file, all of them at once in one ``ConfigError``.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -50,57 +51,65 @@ def _load(path: Path, demo: bool) -> OrganizationsFile:
         document = read_yaml_file(path, max_bytes=MAX_FILE_BYTES, what="an organizations file")
     except YamlFileError as error:
         raise ConfigError([str(error)]) from None
-    if not isinstance(document, dict):
-        raise ConfigError(
-            [f"must be a YAML mapping holding the organizations list, like {_EXAMPLE}"]
-        )
-    problems = [
-        f"unknown field {_shown(key)}"
-        for key in document
-        if key not in OrganizationsFile.model_fields
-    ]
-    entries = document.get("organizations")
-    if not isinstance(entries, list):
-        given = "is missing" if entries is None else "is not a list"
-        raise ConfigError([*problems, f"organizations: {given}; like {_EXAMPLE}"])
-    if not entries:
-        raise ConfigError([*problems, "organizations: is empty; name at least one organization"])
-    if len(entries) > MAX_ORGANIZATIONS:
-        raise ConfigError(
-            [
-                *problems,
-                f"organizations: {len(entries)} are more than one exporter serves "
-                f"({MAX_ORGANIZATIONS}); spread them over several",
-            ]
-        )
+    problems, entries = _entries(document)
     directory = path.absolute().parent
     names = [_name(entry) for entry in entries]
+    counts = Counter(name for name in names if name is not None)
     problems.extend(duplicate_names(name for name in names if name is not None))
     organizations = []
     for position, (entry, name) in enumerate(zip(entries, names, strict=True), start=1):
         # By its name; by its position too when that name is not unique, or not a name.
         label = f"organization #{position}" if name is None else f"organization {name!r}"
-        if name is not None and names.count(name) > 1:
+        if name is not None and counts[name] > 1:
             label += f" (#{position})"
-        try:
-            organization = OrganizationConfig.model_validate(entry)
-        except ValidationError as error:
-            problems.extend(f"{label}: {problem}" for problem in _schema_problems(error))
-            continue
-        if organization.admin_key_file is not None:
-            key_file = directory / organization.admin_key_file
-            organization = organization.model_copy(update={"admin_key_file": key_file})
-            problems.extend(f"{label}: {problem}" for problem in _unreadable(key_file))
-        elif not demo:
-            problems.append(
-                f"{label}: admin_key_file: required, a file holding this organization's admin "
-                "key (only --demo runs without)"
-            )
-        organizations.append(organization)
+        organization, found = _organization(entry, directory, demo)
+        problems.extend(f"{label}: {problem}" for problem in found)
+        if organization is not None:
+            organizations.append(organization)
     problems.extend(shared_key_files(organizations))
     if problems:
         raise ConfigError(problems)
     return OrganizationsFile(organizations=organizations)
+
+
+def _entries(document: Any) -> tuple[list[str], list[Any]]:
+    """The problems of the file's top level, and its organizations' entries; raises when
+    there are no entries to check."""
+    if not isinstance(document, dict):
+        raise ConfigError([f"must be a YAML mapping holding the organizations, like {_EXAMPLE}"])
+    known = OrganizationsFile.model_fields
+    problems = [f"unknown field {_shown(key)}" for key in document if key not in known]
+    entries = document.get("organizations")
+    if not isinstance(entries, list):
+        given = "is missing" if entries is None else "is not a list"
+        problems.append(f"organizations: {given}; like {_EXAMPLE}")
+    elif not entries:
+        problems.append("organizations: is empty; name at least one organization")
+    elif len(entries) > MAX_ORGANIZATIONS:
+        problems.append(
+            f"organizations: {len(entries)} are more than one exporter serves "
+            f"({MAX_ORGANIZATIONS}); spread them over several"
+        )
+    else:
+        return problems, entries
+    raise ConfigError(problems)
+
+
+def _organization(
+    entry: Any, directory: Path, demo: bool
+) -> tuple[OrganizationConfig | None, list[str]]:
+    """The entry as an organization (None when its schema refuses it), and its problems."""
+    try:
+        organization = OrganizationConfig.model_validate(entry)
+    except ValidationError as error:
+        return None, _schema_problems(error)
+    if organization.admin_key_file is None:
+        if demo:
+            return organization, []
+        required = "admin_key_file: required, a file holding this organization's admin key"
+        return organization, [f"{required} (only --demo runs without)"]
+    key_file = directory / organization.admin_key_file
+    return organization.model_copy(update={"admin_key_file": key_file}), _unreadable(key_file)
 
 
 def _name(entry: object) -> str | None:
