@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.exporter_process import PROMETHEUS_HEADERS, next_second, running_exporter, storm
+from bench.organizations import measure_organizations, organizations_table
 from bench.plan import PARTS, Plan, plan_from
 from bench.report import tables
 from bench.sizes import POLL_INTERVAL, SIZES, USAGE_AT, USAGE_SIZES, Size, UsageSize
@@ -317,9 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     idle = asyncio.run(measure_size(IDLE, plan)) if measure_idle else {}
     results = [asyncio.run(measure_size(size, plan)) for size in plan.sizes]
     usage = [asyncio.run(measure_usage(size, plan)) for size in plan.usage_sizes]
+    several = asyncio.run(measure_organizations(plan)) if "organizations" in plan.parts else None
     print(tables(results, idle, plan, usage))
+    if several is not None:
+        print("\n" + organizations_table(several))
     print(f"\n({time.time() - started:.0f} s)")
     if args.json:
-        raw = {"idle": idle, "results": results, "usage": usage}
+        raw = {"idle": idle, "results": results, "usage": usage, "organizations": several}
         args.json.write_text(json.dumps(raw, indent=1))
     return 0

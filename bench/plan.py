@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.sizes import SIZES, USAGE_SIZES, Size, UsageSize
 
-PARTS = ("refresh", "naive", "scrape", "process")
+PARTS = ("refresh", "naive", "scrape", "process", "organizations")
 
 
 @dataclass(frozen=True)
