@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from exporter import __version__
-from exporter.config import ConfigError, Settings, build_parser, load_settings
+from exporter.config import ConfigError, Settings, build_parser, load_configuration
 from exporter.logs import configure_logging, redact
 from exporter.web.app import create_app
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
@@ -28,12 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"openai-key-exporter {__version__}")
         return 0
     try:
-        settings = load_settings(flags)
+        configuration = load_configuration(flags)
     except ConfigError as error:
         for problem in error.problems:
             # A key pasted into the wrong setting must not be echoed back.
             print(f"openai-key-exporter: {redact(problem)}", file=sys.stderr)
         return EXIT_CONFIG
+    settings = configuration.settings
     try:
         # Read and checked in full now (certificates and keys loaded, hashes parsed), so
         # a bad file stops the start, and --check-config sees it too.
@@ -46,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"openai-key-exporter: {redact(problem)}", file=sys.stderr)
         return EXIT_CONFIG
     if flags.check_config:
-        print("openai-key-exporter: configuration OK")
+        organizations = configuration.organizations
+        named = f" (organizations: {', '.join(organizations.names)})" if organizations else ""
+        print(f"openai-key-exporter: configuration OK{named}")
         return 0
     configure_logging(settings.log_level, settings.log_format)
     return serve(settings, web_config)
