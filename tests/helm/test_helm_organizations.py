@@ -9,6 +9,8 @@ monitors; the ``helm test`` pod and NOTES.txt of this mode. The invalid fixtures
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,16 @@ import yaml
 from exporter.collectors.catalog import COLLECTOR_NAMES
 from exporter.organizations.loading import load_organizations
 from tests.helm import kubelet
-from tests.helm.chart import NAMESPACE, RELEASE, Doc, documents, fixture_values, only, render
+from tests.helm.chart import (
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    Doc,
+    documents,
+    fixture_values,
+    only,
+    render,
+)
 
 CONFIG_FILE = "/etc/openai-key-exporter/organizations/organizations.yml"
 KEYS_DIR = "/run/secrets/openai"
@@ -116,7 +127,10 @@ def test_each_key_is_mounted_read_only_in_a_directory_of_its_own(
     keys = volumes["organization-keys"]["projected"]
     assert keys["defaultMode"] == 0o440
     assert [source["secret"] for source in keys["sources"]] == [
-        {"name": "openai-admin-key-prod", "items": [{"key": "admin-key", "path": "prod/admin-key"}]},
+        {
+            "name": "openai-admin-key-prod",
+            "items": [{"key": "admin-key", "path": "prod/admin-key"}],
+        },
         {"name": "openai-admin-keys", "items": [{"key": "staging", "path": "staging/admin-key"}]},
         {
             "name": "openai-admin-keys",
@@ -208,8 +222,9 @@ def test_the_probe_scrapes_each_organization_through_the_service(
     assert probe["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     spec = probe["spec"]
     service = only(docs, "Service")
+    port = service["spec"]["ports"][0]["port"]
     assert spec["prober"] == {
-        "url": f"{service['metadata']['name']}.{NAMESPACE}.svc:{service['spec']['ports'][0]['port']}",
+        "url": f"{service['metadata']['name']}.{NAMESPACE}.svc:{port}",
         "path": "/probe",
         "scheme": "http",
     }
@@ -324,3 +339,30 @@ def test_notes_tell_how_to_create_each_key_and_reach_each_organization(
     assert "curl -s 'http://127.0.0.1:9471/probe?target=prod'" in notes
     assert f"through Probe {RELEASE}-openai-key-exporter" in notes
     assert "openai-admin-key " not in notes  # the single-organization Secret is not asked for
+
+
+# --- growth beyond one exporter -----------------------------------------------------------
+
+SHARDED_EXAMPLE_MARK = "<!-- example:sharded-scrape-config -->"
+
+
+def test_the_documented_sharded_scrape_config_is_one_prometheus_accepts(tmp_path: Path) -> None:
+    """docs/deployment.md's hashmod example, checked by promtool; it hashes the
+    organization name, not the exporter's address, so organizations spread over shards."""
+    docs = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    after = docs.split(SHARDED_EXAMPLE_MARK, 1)[1]
+    match = re.match(r"\s*```yaml\n(.*?)```", after, re.DOTALL)
+    assert match, f"no yaml block after {SHARDED_EXAMPLE_MARK} in docs/deployment.md"
+    config = tmp_path / "prometheus.yml"
+    config.write_text(match.group(1), encoding="utf-8")
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (job,) = yaml.safe_load(match.group(1))["scrape_configs"]
+    (hashmod,) = [step for step in job["relabel_configs"] if step.get("action") == "hashmod"]
+    assert hashmod["source_labels"] == ["__param_target"]
