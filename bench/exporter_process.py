@@ -43,11 +43,11 @@ class Exporter:
     async def wait_ready(self, within: float) -> None:
         await self.running.wait_until_ready(within)
 
-    async def scrape(self, headers: dict[str, str]) -> tuple[float, bytes]:
+    async def scrape(self, headers: dict[str, str], path: str = "/metrics") -> tuple[float, bytes]:
         """Seconds until the whole body arrived, and the body as sent."""
         started = time.perf_counter()
         async with self.session.get(
-            self.url + "/metrics", headers=headers, auto_decompress=False
+            self.url + path, headers=headers, auto_decompress=False
         ) as response:
             response.raise_for_status()
             body = await response.read()
@@ -55,7 +55,16 @@ class Exporter:
 
 
 @asynccontextmanager
-async def running_exporter(base_url: str, *, concurrency: int, ttl: str) -> AsyncIterator[Exporter]:
+async def running_exporter(
+    base_url: str, *, concurrency: int, ttl: str, config_file: Path | None = None
+) -> AsyncIterator[Exporter]:
+    """The command on the simulator at ``base_url``, or on the organizations of
+    ``config_file`` (each with its own key file and base URL)."""
+    env = (
+        {"OPENAI_ADMIN_KEY": ADMIN_KEY, "OPENAI_BASE_URL": base_url}
+        if config_file is None
+        else {"OPENAI_EXPORTER_CONFIG_FILE": str(config_file)}
+    )
     async with run_exporter(
         f"--openai.concurrency={concurrency}",
         f"--cache.ttl={ttl}",
@@ -66,7 +75,7 @@ async def running_exporter(base_url: str, *, concurrency: int, ttl: str) -> Asyn
         # and the storm's request count compare with earlier runs; the refresh part
         # measures every default collector side by side.
         *(f"--no-collector.{name}" for name in COLLECTOR_NAMES if name != "api_keys"),
-        env={"OPENAI_ADMIN_KEY": ADMIN_KEY, "OPENAI_BASE_URL": base_url},
+        env=env,
         capture_output=False,  # its warnings show while the benchmark runs
     ) as running:
         connector = aiohttp.TCPConnector(limit=0)  # a storm needs every scrape in flight at once

@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.audit import audit_organization, inject_minute
 from bench.exporter_process import PROMETHEUS_HEADERS, next_second, running_exporter, storm
+from bench.organizations import measure_organizations, organizations_table
 from bench.plan import PARTS, Plan, plan_from
 from bench.report import tables
 from bench.sizes import (
@@ -392,9 +393,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [asyncio.run(measure_size(size, plan)) for size in plan.sizes]
     usage = [asyncio.run(measure_usage(size, plan)) for size in plan.usage_sizes]
     audit = [asyncio.run(measure_audit(size, plan)) for size in plan.audit_sizes]
+    several = asyncio.run(measure_organizations(plan)) if "organizations" in plan.parts else None
     print(tables(results, idle, plan, usage, audit))
+    if several is not None:
+        print("\n" + organizations_table(several))
     print(f"\n({time.time() - started:.0f} s)")
     if args.json:
-        raw = {"idle": idle, "results": results, "usage": usage, "audit": audit}
+        raw = {
+            "idle": idle,
+            "results": results,
+            "usage": usage,
+            "audit": audit,
+            "organizations": several,
+        }
         args.json.write_text(json.dumps(raw, indent=1))
     return 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.sizes import AUDIT_SIZES, SIZES, USAGE_SIZES, AuditSize, Size, UsageSize
 
-PARTS = ("refresh", "naive", "scrape", "process")
+PARTS = ("refresh", "naive", "scrape", "process", "organizations")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Driven over stdin/stdout, one JSON line each way, so the driver can read the
 simulator's request count between steps:
 
 - ``{"do": "refresh"}``: one refresh through the exporter's own wiring
-  (``exporter.pipeline.open_pipeline``: its session, connector, client, runners and
-  caches), with the collectors the worker was started with.
+  (``exporter.pipeline.open_pipeline`` over ``upstream.shared``: its session,
+  connector, client, runners and caches), with the collectors the worker was started with.
 - ``{"do": "naive"}``: the same organization listed the way a cron script with the
   official SDK does: one request at a time, at the API's default page size.
 - ``{"do": "calibrate"}``: the latency the simulator really gives at the benchmark's
@@ -44,9 +44,10 @@ from exporter.collectors.audit_state import AuditState
 from exporter.collectors.usage import REQUESTS, SOURCES, Usage
 from exporter.config import Settings
 from exporter.health import ExporterHealth
-from exporter.pipeline import enabled_collectors, open_pipeline
+from exporter.pipeline import enabled_collectors, open_pipeline, organization_bound
 from exporter.snapshot import Snapshot
 from exporter.upstream import client as client_module
+from exporter.upstream.shared import open_shared_upstream
 
 ADMIN_KEY = "sk-admin-benchmark"
 DEFAULT_REQUEST_TIMEOUT: float = Settings.model_fields["openai_request_timeout"].default
@@ -209,13 +210,17 @@ async def serve(
         [c.name for c in collectors], [e for c in collectors for e in c.endpoints]
     )
     loop = asyncio.get_running_loop()
-    async with open_pipeline(
-        settings,
-        collectors,
-        observe_request=health.observe_request,
-        observe_report=health.record,
-        clocks=Clocks(wall=wall),
-    ) as (cache, _):
+    async with (
+        open_shared_upstream(organization_bound(collectors)) as upstream,
+        open_pipeline(
+            settings,
+            collectors,
+            upstream=upstream,
+            observe_request=health.observe_request,
+            observe_report=health.record,
+            clocks=Clocks(wall=wall),
+        ) as (cache, _),
+    ):
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:

@@ -109,11 +109,14 @@ class SnapshotCache:
         )
 
     @property
+    def tried(self) -> bool:
+        """Every collector's first refresh has ended, whatever its result."""
+        return all(cache.tried for cache in self.caches)
+
+    @property
     def ready(self) -> bool:
         """Every collector has tried once, and at least one has a state to serve."""
-        return all(cache.tried for cache in self.caches) and any(
-            cache.last_good is not None for cache in self.caches
-        )
+        return self.tried and any(cache.last_good is not None for cache in self.caches)
 
     def start_refresh(self) -> list[asyncio.Task[None]]:
         """Every collector's running refresh, or a new one (never two of one at once),

@@ -10,8 +10,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from exporter import __version__
-from exporter.config import ConfigError, Settings, build_parser, load_settings
+from exporter.config import ConfigError, Settings, build_parser, load_configuration
 from exporter.logs import configure_logging, redact
+from exporter.organizations import OrganizationsFile
 from exporter.web.app import create_app
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
@@ -28,12 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"openai-key-exporter {__version__}")
         return 0
     try:
-        settings = load_settings(flags)
+        configuration = load_configuration(flags)
     except ConfigError as error:
         for problem in error.problems:
             # A key pasted into the wrong setting must not be echoed back.
             print(f"openai-key-exporter: {redact(problem)}", file=sys.stderr)
         return EXIT_CONFIG
+    settings = configuration.settings
     try:
         # Read and checked in full now (certificates and keys loaded, hashes parsed), so
         # a bad file stops the start, and --check-config sees it too.
@@ -46,13 +48,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"openai-key-exporter: {redact(problem)}", file=sys.stderr)
         return EXIT_CONFIG
     if flags.check_config:
-        print("openai-key-exporter: configuration OK")
+        organizations = configuration.organizations
+        named = f" (organizations: {', '.join(organizations.names)})" if organizations else ""
+        print(f"openai-key-exporter: configuration OK{named}")
         return 0
     configure_logging(settings.log_level, settings.log_format)
-    return serve(settings, web_config)
+    return serve(settings, web_config, configuration.organizations)
 
 
-def serve(settings: Settings, web_config: WebConfig | None = None) -> int:
+def serve(
+    settings: Settings,
+    web_config: WebConfig | None = None,
+    organizations: OrganizationsFile | None = None,
+) -> int:
     """Serves until SIGTERM or SIGINT; the exit status (1 when it cannot listen)."""
     address = settings.listen_address
     web_config = web_config or WebConfig()
@@ -65,10 +73,11 @@ def serve(settings: Settings, web_config: WebConfig | None = None) -> int:
         web_config.describe(),
         settings.web_telemetry_path,
     )
-    log.info("collectors enabled: %s", ", ".join(settings.enabled_collectors) or "none")
+    if organizations is None:  # else each organization's are its own (the app logs them)
+        log.info("collectors enabled: %s", ", ".join(settings.enabled_collectors) or "none")
     try:
         web.run_app(
-            create_app(settings, web_config=web_config),
+            create_app(settings, web_config=web_config, organizations=organizations),
             host=address.host,
             port=address.port,
             ssl_context=web_config.ssl_context,

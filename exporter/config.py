@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -30,10 +30,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from exporter.collectors.catalog import COLLECTOR_DEFAULTS, COLLECTOR_NAMES
 from exporter.durations import parse_duration
 
+if TYPE_CHECKING:
+    from exporter.organizations.schema import OrganizationsFile
+
 ENV_PREFIX = "OPENAI_EXPORTER_"
 DEFAULT_PORT = 9471
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RESERVED_PATHS = ("/", "/healthz", "/readyz")
+RESERVED_PATHS = ("/", "/probe", "/healthz", "/readyz")
 DEFAULT_RETRY_INTERVAL = 60.0
 # What --usage.group-by can name: the usage series' labels besides source.
 USAGE_DIMENSIONS = ("project_id", "api_key_id", "model")
@@ -65,6 +68,13 @@ class ListenAddress:
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 # What a request path can carry as is (RFC 3986 pchar and "/"), so a route stays reachable.
 _PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*")
+
+
+def check_base_url(value: str) -> str:
+    """An http(s) URL without its trailing slash, or ``ValueError`` saying what it must be."""
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// URL, like " + DEFAULT_BASE_URL)
+    return value.rstrip("/")
 
 
 def parse_listen_address(text: str) -> ListenAddress:
@@ -108,6 +118,9 @@ class Settings(BaseSettings):
         default=DEFAULT_BASE_URL, validation_alias=AliasChoices("base_url", "OPENAI_BASE_URL")
     )
 
+    # The organizations, each its own scrape target (exporter.organizations); None: the
+    # one organization of the settings above.
+    config_file: Path | None = None
     web_listen_address: str = f":{DEFAULT_PORT}"
     web_telemetry_path: str = "/metrics"
     web_config_file: Path | None = None
@@ -162,9 +175,7 @@ class Settings(BaseSettings):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
-            raise ValueError("must be an http:// or https:// URL, like " + DEFAULT_BASE_URL)
-        return value.rstrip("/")
+        return check_base_url(value)
 
     @field_validator("admin_key_file")
     @classmethod
@@ -219,15 +230,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
-        if self.admin_key is not None and self.admin_key_file is not None:
+        if self.config_file is not None:
+            # A key that no organization would use: refused rather than silently ignored.
+            if self.admin_key is not None or self.admin_key_file is not None:
+                given = (
+                    "OPENAI_ADMIN_KEY" if self.admin_key is not None else "OPENAI_ADMIN_KEY_FILE"
+                )
+                raise ValueError(
+                    f"{given} is set, but with --config.file (OPENAI_EXPORTER_CONFIG_FILE) each "
+                    "organization names its own admin_key_file: unset it"
+                )
+        elif self.admin_key is not None and self.admin_key_file is not None:
             raise ValueError(
                 "OPENAI_ADMIN_KEY and OPENAI_ADMIN_KEY_FILE are both set: keep only one"
             )
-        if self.admin_key is None and self.admin_key_file is None and not self.demo:
+        if (
+            self.admin_key is None
+            and self.admin_key_file is None
+            and self.config_file is None
+            and not self.demo
+        ):
             raise ValueError(
                 "no admin key: set OPENAI_ADMIN_KEY, or OPENAI_ADMIN_KEY_FILE to a file holding it "
                 "(an sk-admin-... key with read access to Organization Administration), "
-                "or run with --demo"
+                "name the organizations in --config.file, or run with --demo"
             )
         if self.scrape_timeout_margin >= self.scrape_default_timeout:
             raise ValueError(
@@ -295,6 +321,12 @@ _ENV_ALIASES = {
 }
 
 OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--config.file",
+        "config_file",
+        "YAML file naming the organizations to serve, each its own target at /probe; "
+        "unset: the one organization of the admin key",
+    ),
     Option(
         "--openai.admin-key-file",
         "admin_key_file",
@@ -478,11 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="openai-key-exporter",
         description="Prometheus exporter for the credentials of an OpenAI organization "
         "(project and admin API keys, members, invites, certificates, service accounts). "
-        "The admin key comes from OPENAI_ADMIN_KEY or OPENAI_ADMIN_KEY_FILE, never a flag.",
+        "The admin key comes from OPENAI_ADMIN_KEY or OPENAI_ADMIN_KEY_FILE, never a flag; "
+        "with --config.file, each organization's from its own admin_key_file.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument(
-        "--check-config", action="store_true", help="validate the settings and exit"
+        "--check-config",
+        action="store_true",
+        help="validate the settings and the --config.file, then exit",
     )
     parser.add_argument(
         "--demo",
@@ -556,8 +591,35 @@ def _unknown_environment(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """Everything the command line configures: the settings, and the organizations of
+    ``--config.file`` when it names some (each organization's own settings are
+    ``exporter.organizations.organization_settings(settings, organization)``)."""
+
+    settings: Settings
+    organizations: OrganizationsFile | None = None  # None: the one organization of settings
+
+
+def load_configuration(flags: argparse.Namespace | Mapping[str, Any]) -> Configuration:
+    """The settings and the organizations file they name, each read and checked once, or
+    ``ConfigError`` listing every problem."""
+    # Imported here: the organizations package builds on this module (Settings, ConfigError).
+    from exporter.organizations.loading import load_organizations
+
+    settings = _settings(flags)
+    if settings.config_file is None:
+        return Configuration(settings)
+    return Configuration(settings, load_organizations(settings.config_file, demo=settings.demo))
+
+
 def load_settings(flags: argparse.Namespace | Mapping[str, Any]) -> Settings:
-    """Settings from flags over the environment, or ``ConfigError`` listing every problem."""
+    """Settings from flags over the environment, or ``ConfigError`` listing every problem;
+    a ``--config.file`` is checked too (``load_configuration`` also returns what it holds)."""
+    return load_configuration(flags).settings
+
+
+def _settings(flags: argparse.Namespace | Mapping[str, Any]) -> Settings:
     values = vars(flags) if isinstance(flags, argparse.Namespace) else dict(flags)
     given = {
         field: value

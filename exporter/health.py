@@ -14,7 +14,7 @@ client through ``observe_request``, both plain callables.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -133,10 +133,34 @@ class ExporterHealth:
         yield from (success, last_success, duration)
         for counter in (self.refreshes, self.refresh_errors, self.api_requests):
             yield from _without_created(counter.collect())
-        build = GaugeMetricFamily(
-            "openai_exporter_build_info",
-            "Version of the exporter and of Python running it; always 1.",
-            labels=["version", "python_version"],
+        yield build_info()
+
+
+def build_info() -> Metric:
+    build = GaugeMetricFamily(
+        "openai_exporter_build_info",
+        "Version of the exporter and of Python running it; always 1.",
+        labels=["version", "python_version"],
+    )
+    build.add_metric([__version__, platform.python_version()], 1)
+    return build
+
+
+class OrganizationsHealth:
+    """What ``/metrics`` serves with several organizations: the exporter's own metrics,
+    one ``openai_exporter_organization_up`` per organization (its probe has the rest)."""
+
+    def __init__(self, organizations: Mapping[str, ExporterHealth]) -> None:
+        self._organizations = dict(organizations)
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "openai_exporter_organization_up",
+            "1 while the organization's openai_up is 1 (every enabled collector's last "
+            "refresh completed without error); its metrics are at /probe?target=<organization>.",
+            labels=["organization"],
         )
-        build.add_metric([__version__, platform.python_version()], 1)
-        yield build
+        for name, health in self._organizations.items():
+            up.add_metric([name], 1 if health.up else 0)
+        yield up
+        yield build_info()

@@ -1,18 +1,19 @@
-"""The data path of one organization, assembled: key source, session, client factory,
-one runner and one cache per enabled collector, and the snapshot cache over them."""
+"""The data path of one organization, assembled: key source, client factory over the
+shared upstream (``upstream.shared``), one runner and one cache per enabled collector,
+and the snapshot cache over them."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from pydantic import SecretStr
 from yarl import URL
 
-from exporter import __version__
 from exporter.cache import CollectorCache, ReportObserver, SnapshotCache
 from exporter.clock import Clocks
 from exporter.collectors import build_collectors
@@ -23,6 +24,10 @@ from exporter.filters import ProjectFilter
 from exporter.upstream.client import AdminApiClient, RequestObserver
 from exporter.upstream.keysource import AdminKeySource
 from exporter.upstream.retry import RetryPolicy
+from exporter.upstream.shared import SharedUpstream
+
+if TYPE_CHECKING:  # the simulator is loaded only with --demo
+    from exporter.organizations.schema import DemoOrganization
 
 DEMO_ADMIN_KEY = "sk-admin-demo-simulated"
 
@@ -61,20 +66,32 @@ def collector_ttl(settings: Settings, name: str) -> float:
     return settings.cache_ttl
 
 
+def organization_bound(collectors: Sequence[AnyCollector]) -> int:
+    """Upstream requests one organization can have in flight: every collector's
+    listings at once (their refreshes run side by side), plus one."""
+    return 1 + sum(collector.max_in_flight() for collector in collectors)
+
+
 @asynccontextmanager
 async def open_pipeline(
     settings: Settings,
     collectors: tuple[AnyCollector, ...],
     *,
+    upstream: SharedUpstream,
     observe_request: RequestObserver,
     observe_report: ReportObserver,
     clocks: Clocks,
+    organization: str | None = None,
+    demo: DemoOrganization | None = None,
 ) -> AsyncIterator[tuple[SnapshotCache, str]]:
-    """The snapshot cache over a live session; yields it with the base URL in use."""
+    """One organization's snapshot cache over the shared upstream; yields it with the
+    base URL in use. ``organization`` names it in log lines (several organizations
+    served); with ``--demo``, ``demo`` is its simulated organization (None: the demo's
+    own)."""
     async with AsyncExitStack() as stack:
         base_url = settings.base_url
         if settings.demo:
-            base_url = await stack.enter_async_context(_demo_simulator())
+            base_url = await stack.enter_async_context(_demo_simulator(demo))
             keys = AdminKeySource(key=SecretStr(DEMO_ADMIN_KEY))
         elif settings.admin_key_file is not None:
             keys = AdminKeySource(path=settings.admin_key_file)
@@ -82,24 +99,12 @@ async def open_pipeline(
             assert settings.admin_key is not None  # guaranteed by Settings validation
             keys = AdminKeySource(key=settings.admin_key)
         proxy, proxy_auth = _env_proxy(base_url)
-        session = await stack.enter_async_context(
-            aiohttp.ClientSession(
-                # Room for every collector's listings at once, so that none waits for a
-                # connection another holds (their refreshes run side by side).
-                connector=aiohttp.TCPConnector(
-                    limit=1 + sum(collector.max_in_flight() for collector in collectors)
-                ),
-                headers={"User-Agent": f"openai-key-exporter/{__version__}"},
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-            )
-        )
         retry = RetryPolicy(max_retries=settings.openai_max_retries)
         rng = random.Random()  # noqa: S311 - jitter, not security
 
         def new_client() -> AdminApiClient:
             return AdminApiClient(
-                session,
+                upstream.session,
                 base_url,
                 keys.current(),
                 observe=observe_request,
@@ -107,12 +112,19 @@ async def open_pipeline(
                 request_timeout=settings.openai_request_timeout,
                 clocks=clocks,
                 rng=rng,
+                slots=upstream.slots,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             )
 
         caches = []
         for collector in collectors:
             runner = CollectorRunner(
-                collector, new_client, deadline=settings.openai_refresh_timeout, clocks=clocks
+                collector,
+                new_client,
+                deadline=settings.openai_refresh_timeout,
+                clocks=clocks,
+                organization=organization,
             )
             ttl = collector_ttl(settings, collector.name)
             caches.append(
@@ -147,11 +159,18 @@ def _env_proxy(base_url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
 
 
 @asynccontextmanager
-async def _demo_simulator() -> AsyncIterator[str]:
+async def _demo_simulator(demo: DemoOrganization | None) -> AsyncIterator[str]:
+    """One in-process simulator serving one simulated organization: each organization of
+    ``--demo --config.file`` has its own, so its faults touch no other."""
+    from exporter.organizations.demo import demo_faults, demo_spec
     from exporter.simulator.app import SimulatorState, serve_simulator
     from exporter.simulator.demo import demo_organization
     from exporter.simulator.faults import FaultInjector
+    from exporter.simulator.organization import build_organization
 
-    state = SimulatorState(org=demo_organization(DEMO_ADMIN_KEY), faults=FaultInjector())
+    if demo is None:
+        state = SimulatorState(org=demo_organization(DEMO_ADMIN_KEY), faults=FaultInjector())
+    else:
+        state = SimulatorState(org=build_organization(demo_spec(demo)), faults=demo_faults(demo))
     async with serve_simulator(state) as base_url:
         yield base_url

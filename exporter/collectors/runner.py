@@ -41,8 +41,13 @@ class CollectorRunner:
         *,
         deadline: float,
         clocks: Clocks,
+        organization: str | None = None,
     ) -> None:
         self.collector = collector
+        # Named in each line it logs when the exporter serves several organizations.
+        self._where = f"collector {collector.name}" + (
+            "" if organization is None else f", organization {organization}"
+        )
         self._client_factory = client_factory
         self._deadline = deadline
         self._clocks = clocks
@@ -89,5 +94,5 @@ class CollectorRunner:
         # hold this refresh's pages and response bodies alive until then.
         error.endpoint = error.endpoint or self.collector.endpoints[0]
         failure = Failure(error.reason, str(error))
-        log.warning("%s (collector %s)", failure.text, self.collector.name)
+        log.warning("%s (%s)", failure.text, self._where)
         return failure

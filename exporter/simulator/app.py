@@ -75,6 +75,9 @@ class SimulatorState:
     usage_paging: BucketPaging = field(default_factory=BucketPaging)
     # Costs' amount.value as a JSON string: never, sometimes (which is deterministic), always.
     cost_amounts_as_strings: CostAmounts = "sometimes"
+    # Requests being answered now, and the most there ever were at once (bound tests).
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def request_count(self, endpoint: Endpoint | None = None) -> int:
         """Requests served so far, optionally for one endpoint only."""
@@ -174,6 +177,8 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record every request with the status it got, so tests can count upstream calls."""
     state = request.app[SIMULATOR_STATE]
     status = NO_RESPONSE
+    state.in_flight += 1
+    state.most_in_flight = max(state.most_in_flight, state.in_flight)
     try:
         response = await handler(request)
         status = response.status
@@ -182,6 +187,7 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
         # The connection is gone; aiohttp's write of this fails quietly.
         return web.Response(status=500)
     finally:
+        state.in_flight -= 1
         state.requests.append(
             RecordedRequest(_endpoint_of(request), request.path, dict(request.query), status)
         )

@@ -8,6 +8,8 @@ knows nothing of metrics: every request it sends is reported to ``observe``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -15,6 +17,7 @@ from typing import TypeVar
 
 import aiohttp
 from pydantic import BaseModel, SecretStr, ValidationError
+from yarl import URL
 
 from exporter.clock import Clocks
 from exporter.logs import redact
@@ -55,8 +58,18 @@ class AdminApiClient:
         max_pages: int = DEFAULT_MAX_PAGES,
         clocks: Clocks | None = None,
         rng: random.Random | None = None,
+        slots: asyncio.Semaphore | None = None,
+        proxy: URL | None = None,
+        proxy_auth: aiohttp.BasicAuth | None = None,
     ) -> None:
         self._session = session
+        # Shared by every organization's clients (upstream.shared); held per request,
+        # never across a retry's wait.
+        self._slots: contextlib.AbstractAsyncContextManager[object] = (
+            slots if slots is not None else contextlib.nullcontext()
+        )
+        self._proxy = proxy
+        self._proxy_auth = proxy_auth
         self._base_url = base_url
         self._admin_key = admin_key
         self._observe = observe
@@ -122,13 +135,18 @@ class AdminApiClient:
         try:
             # No redirects: the Admin API never sends one, and following it would carry
             # the admin key wherever a proxy or a misconfigured base URL points.
-            async with self._session.get(
-                self._base_url + path,
-                params=list(query),
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
+            async with (
+                self._slots,
+                self._session.get(
+                    self._base_url + path,
+                    params=list(query),
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    proxy=self._proxy,
+                    proxy_auth=self._proxy_auth,
+                ) as response,
+            ):
                 code = str(response.status)
                 body = await _read_limited(response, endpoint, max_body)
                 if response.status != 200:

@@ -1,12 +1,20 @@
-"""The aiohttp application: ``/``, the metrics path, ``/healthz`` and ``/readyz``."""
+"""The aiohttp application: ``/``, the metrics path, ``/probe``, ``/healthz``, ``/readyz``.
+
+Without ``--config.file`` one organization is served at the metrics path, as always.
+With it, each configured organization is its own scrape target at
+``/probe?target=<name>`` (the multi-target pattern), and the metrics path serves the
+exporter's own metrics only.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -14,63 +22,83 @@ from prometheus_client.registry import Collector
 
 from exporter.cache import SnapshotCache
 from exporter.clock import Clocks
-from exporter.collectors.base import AnyCollector
 from exporter.config import Settings
-from exporter.health import ExporterHealth
-from exporter.pipeline import collector_ttl, enabled_collectors, open_pipeline
-from exporter.rendering.renderer import SnapshotRenderer
-from exporter.snapshot import Snapshot
-from exporter.web.landing import CollectorStatus, LandingStatus, render_landing
+from exporter.health import OrganizationsHealth
+from exporter.organizations import OrganizationsFile, load_organizations
+from exporter.upstream.shared import SharedUpstream, open_shared_upstream
+from exporter.web.landing import LandingStatus, render_landing
+from exporter.web.status import collector_statuses, organization_status
+from exporter.web.targets import TargetError, probe_target
+from exporter.web.units import (
+    OrganizationPlan,
+    OrganizationUnit,
+    configured_plans,
+    open_organization,
+    shared_bound,
+    single_plan,
+)
 from exporter.webconfig import WebConfig, load_web_config, protect
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
-HEALTH = web.AppKey("health", ExporterHealth)
 CLOCKS = web.AppKey("clocks", Clocks)
-COLLECTORS = web.AppKey("collectors", tuple[AnyCollector, ...])
-CACHE = web.AppKey("cache", SnapshotCache)
-BASE_URL = web.AppKey("base_url", str)
-RENDERER = web.AppKey("renderer", SnapshotRenderer)
 RENDER_THREAD = web.AppKey("render_thread", ThreadPoolExecutor)
+PLANS = web.AppKey("plans", tuple[OrganizationPlan, ...])
+UPSTREAM = web.AppKey("upstream", SharedUpstream)
+# With --config.file: every organization's unit by target name, and /metrics' content.
+ORGANIZATIONS = web.AppKey("organizations", dict[str, OrganizationUnit])
+OWN_METRICS = web.AppKey("own_metrics", OrganizationsHealth)
+# Without it: the one organization's unit, and its snapshot cache.
+ORGANIZATION = web.AppKey("organization", OrganizationUnit)
+CACHE = web.AppKey("cache", SnapshotCache)
 
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+PROBE_PATH = "/probe"
 
 
 def create_app(
-    settings: Settings, *, clocks: Clocks | None = None, web_config: WebConfig | None = None
+    settings: Settings,
+    *,
+    clocks: Clocks | None = None,
+    web_config: WebConfig | None = None,
+    organizations: OrganizationsFile | None = None,
 ) -> web.Application:
     """The one app factory; the upstream session opens and closes with the app.
 
-    ``web_config`` is ``--web.config.file`` already loaded (the command line loads it
-    first to refuse a bad one); without it the file named in ``settings`` is loaded.
+    ``web_config`` is ``--web.config.file`` and ``organizations`` the ``--config.file``,
+    already loaded (the command line loads them first to refuse a bad one); without
+    them the files named in ``settings`` are loaded.
     """
     if web_config is None:
         web_config = load_web_config(
             settings.web_config_file,
             allow_insecure_basic_auth=settings.web_allow_insecure_basic_auth,
         )
+    if organizations is None and settings.config_file is not None:
+        organizations = load_organizations(settings.config_file, demo=settings.demo)
     app = web.Application()
     protect(app, web_config)
     app[SETTINGS] = settings
-    collectors = app[COLLECTORS] = enabled_collectors(settings)
-    app[HEALTH] = ExporterHealth(
-        [collector.name for collector in collectors],
-        [endpoint for collector in collectors for endpoint in collector.endpoints],
-        outside_up=[collector.name for collector in collectors if not collector.in_up],
-    )
     app[CLOCKS] = clocks or Clocks()
-    # Keeps the prepared text of each collector's latest state between scrapes.
-    app[RENDERER] = SnapshotRenderer(
-        collectors, ttls={c.name: collector_ttl(settings, c.name) for c in collectors}
+    app[PLANS] = (
+        (single_plan(settings),)
+        if organizations is None
+        else configured_plans(settings, organizations)
     )
     app.cleanup_ctx.append(_render_thread_context)
     app.cleanup_ctx.append(_upstream_context)
     app.router.add_get("/", landing)
     app.router.add_get(settings.web_telemetry_path, metrics)
+    app.router.add_get(PROBE_PATH, probe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+def _several(app: web.Application) -> bool:
+    """Whether --config.file names the organizations (else: the one of the settings)."""
+    return app[PLANS][0].name is not None
 
 
 async def _render_thread_context(app: web.Application) -> AsyncIterator[None]:
@@ -83,19 +111,43 @@ async def _render_thread_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstream_context(app: web.Application) -> AsyncIterator[None]:
-    health = app[HEALTH]
-    async with open_pipeline(
-        app[SETTINGS],
-        app[COLLECTORS],
-        observe_request=health.observe_request,
-        observe_report=health.record,
-        clocks=app[CLOCKS],
-    ) as (cache, base_url):
-        app[CACHE] = cache
-        app[BASE_URL] = base_url
+    plans = app[PLANS]
+    async with (
+        open_shared_upstream(shared_bound(plans)) as upstream,
+        AsyncExitStack() as stack,
+    ):
+        app[UPSTREAM] = upstream
+        units = [
+            await stack.enter_async_context(
+                open_organization(plan, upstream=upstream, clocks=app[CLOCKS])
+            )
+            for plan in plans
+        ]
+        if _several(app):
+            named = {unit.name: unit for unit in units if unit.name is not None}
+            app[ORGANIZATIONS] = named
+            app[OWN_METRICS] = OrganizationsHealth(
+                {name: unit.health for name, unit in named.items()}
+            )
+            log.info(
+                "serving %d organizations at %s?target=<name>: %s (at most %d upstream "
+                "requests in flight)",
+                len(named),
+                PROBE_PATH,
+                ", ".join(named),
+                upstream.bound,
+            )
+        else:
+            (app[ORGANIZATION],) = units
+            app[CACHE] = units[0].cache
         if app[SETTINGS].demo:
-            log.info("demo mode: serving a simulated organization from %s", base_url)
-        cache.start_refresh()  # so the first scrape normally finds data
+            for unit in units:
+                which = "" if unit.name is None else f" ({unit.name})"
+                log.info(
+                    "demo mode: serving a simulated organization%s from %s", which, unit.base_url
+                )
+        for unit in units:
+            unit.cache.start_refresh()  # so the first scrape normally finds data
         yield
 
 
@@ -115,21 +167,66 @@ def scrape_budget(request: web.Request, settings: Settings) -> float:
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     app = request.app
-    settings = app[SETTINGS]
-    snapshot = await app[CACHE].get(scrape_budget(request, settings))
+    if _several(app):
+        own = app[OWN_METRICS]
+        return await _serve(request, lambda encoder, use_gzip, _: _own(encoder(own), use_gzip))
+    return await _serve_organization(request, app[ORGANIZATION])
+
+
+async def probe(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    if not _several(app):
+        return _refused(
+            "no --config.file: this exporter serves its one organization at "
+            f"{app[SETTINGS].web_telemetry_path}"
+        )
+    units = app[ORGANIZATIONS]
+    try:
+        target = probe_target(request.query, units)
+    except TargetError as error:
+        return _refused(str(error))
+    return await _serve_organization(request, units[target])
+
+
+def _refused(reason: str) -> web.Response:
+    return web.Response(status=400, text=reason + "\n")
+
+
+async def _serve_organization(request: web.Request, unit: OrganizationUnit) -> web.StreamResponse:
+    """One organization's metrics: its collectors' families, then its health, after
+    waiting for its refreshes at most the scrape's budget."""
+    app = request.app
+    snapshot = await unit.cache.get(scrape_budget(request, app[SETTINGS]))
+    now = app[CLOCKS].wall()
+
+    def render(encoder: Encoder, use_gzip: bool, openmetrics: bool) -> tuple[bytes, ...]:
+        # The exporter's own metrics are few: prometheus_client renders them each time.
+        return unit.renderer.render(
+            snapshot, now=now, tail=encoder(unit.health), gzip=use_gzip, openmetrics=openmetrics
+        )
+
+    return await _serve(request, render)
+
+
+Encoder = Callable[[Collector], bytes]
+# (encoder, gzip, openmetrics) -> the body's pieces, written in order
+Render = Callable[[Encoder, bool, bool], tuple[bytes, ...]]
+
+
+def _own(text: bytes, use_gzip: bool) -> tuple[bytes, ...]:
+    return (gzip.compress(text, compresslevel=6),) if use_gzip else (text,)
+
+
+async def _serve(request: web.Request, render: Render) -> web.StreamResponse:
     # choose_encoder negotiates the format; the renderer writes the collectors' families
     # for it, and prometheus_client the exporter's own metrics (and OpenMetrics' # EOF).
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
     # Rendering a large organization takes a while: keep the event loop free for probes.
     pieces = await asyncio.get_running_loop().run_in_executor(
-        app[RENDER_THREAD],
-        _render,
-        app[RENDERER],
-        snapshot,
-        app[CLOCKS].wall(),
+        request.app[RENDER_THREAD],
+        render,
         encoder,
-        app[HEALTH],
         use_gzip,
         content_type.startswith("application/openmetrics-text"),
     )
@@ -153,51 +250,25 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 _WRITE_SLICE = 1 << 20
 
 
-def _render(
-    renderer: SnapshotRenderer,
-    snapshot: Snapshot,
-    now: float,
-    encoder: Callable[[Collector], bytes],
-    health: Collector,
-    use_gzip: bool,
-    openmetrics: bool,
-) -> tuple[bytes, ...]:
-    # The exporter's own metrics are few: prometheus_client renders them at every scrape.
-    return renderer.render(
-        snapshot, now=now, tail=encoder(health), gzip=use_gzip, openmetrics=openmetrics
-    )
-
-
 async def landing(request: web.Request) -> web.Response:
     app = request.app
-    snapshot = app[CACHE].current()
-    health = app[HEALTH]
     now = app[CLOCKS].wall()
-    collectors = []
-    refreshing = {cache.name for cache in app[CACHE].caches if cache.refreshing}
-    for collector in app[COLLECTORS]:
-        state = snapshot.get(collector.name)
-        report = health.last_reports.get(collector.name)
-        summary = None if state is None else collector.summary(state.rows)
-        if state is not None and not state.complete:
-            summary = f"{summary} (part from an earlier refresh)"
-        result: str | None = None if report is None else report.result
-        if collector.name in refreshing:
-            result = f"{result or 'first one'}, refreshing now"
-        collectors.append(
-            CollectorStatus(
-                name=collector.name,
-                age=None if state is None else now - state.taken_at,
-                summary=summary,
-                last_result=result,
-                last_error=report.failures[0].text if report and report.failures else None,
-            )
+    settings = app[SETTINGS]
+    if _several(app):
+        status = LandingStatus(
+            telemetry_path=settings.web_telemetry_path,
+            collectors=(),
+            demo=settings.demo,
+            organizations=tuple(
+                organization_status(unit, now, PROBE_PATH) for unit in app[ORGANIZATIONS].values()
+            ),
         )
-    status = LandingStatus(
-        telemetry_path=app[SETTINGS].web_telemetry_path,
-        collectors=tuple(collectors),
-        demo=app[SETTINGS].demo,
-    )
+    else:
+        status = LandingStatus(
+            telemetry_path=settings.web_telemetry_path,
+            collectors=collector_statuses(app[ORGANIZATION], now),
+            demo=settings.demo,
+        )
     return web.Response(text=render_landing(status), content_type="text/html")
 
 
@@ -206,6 +277,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if not request.app[CACHE].ready:
+    app = request.app
+    if _several(app):
+        # Every organization has tried once and one has data: an organization whose key
+        # is revoked does not take the others out of service.
+        caches = [unit.cache for unit in app[ORGANIZATIONS].values()]
+        if not (all(cache.tried for cache in caches) and any(cache.ready for cache in caches)):
+            return web.Response(status=503, text="not every organization has tried once yet\n")
+        return web.Response(text="ready\n")
+    if not app[CACHE].ready:
         return web.Response(status=503, text="no snapshot yet\n")
     return web.Response(text="ready\n")

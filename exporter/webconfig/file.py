@@ -6,65 +6,17 @@ every problem, each line prefixed with the flag.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from exporter.webconfig.model import TlsServerConfig, WebConfig, WebConfigError, WebConfigFile
 from exporter.webconfig.reload import CertificateReloader, file_states, watched_files
 from exporter.webconfig.tls import server_context
+from exporter.yamlfile import YamlFileError, read_yaml_file
 
 FLAG = "--web.config.file (OPENAI_EXPORTER_WEB_CONFIG_FILE)"
 INSECURE_FLAG = "--web.allow-insecure-basic-auth (OPENAI_EXPORTER_WEB_ALLOW_INSECURE_BASIC_AUTH)"
 MAX_FILE_BYTES = 1024 * 1024
-
-
-class _NoDuplicatesLoader:
-    """PyYAML's safe loader, refusing a key given twice (Go's strict loading does too)."""
-
-    @staticmethod
-    def load(text: str) -> Any:
-        import yaml
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = loader.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} appears twice", key_node.start_mark
-                    )
-                seen.add(key)
-            return loader.construct_mapping(node)
-
-        Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def _parse_yaml(text: str) -> Any:
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - PyYAML ships with the exporter
-        import json
-
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise WebConfigError(["is not JSON, and PyYAML (needed for YAML) is missing"]) from None
-    try:
-        return _NoDuplicatesLoader.load(text)
-    except yaml.MarkedYAMLError as error:
-        # Only the problem and where: PyYAML's own text quotes the line, which may hold a secret.
-        mark = error.problem_mark or error.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise WebConfigError(
-            [f"is not valid YAML: {error.problem or error.context}{where}"]
-        ) from None
-    except yaml.YAMLError:
-        raise WebConfigError(["is not valid YAML"]) from None
 
 
 def _schema_problems(error: ValidationError) -> list[str]:
@@ -93,17 +45,9 @@ def load_web_config(path: Path | None, *, allow_insecure_basic_auth: bool = Fals
 
 def _load(path: Path, allow_insecure_basic_auth: bool) -> WebConfig:
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise WebConfigError([f"cannot read: {error.strerror or type(error).__name__}"]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise WebConfigError([f"is larger than {MAX_FILE_BYTES} bytes; not a web config"])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WebConfigError(["is not UTF-8 text"]) from None
-    document = _parse_yaml(text)
+        document = read_yaml_file(path, max_bytes=MAX_FILE_BYTES, what="a web config")
+    except YamlFileError as error:
+        raise WebConfigError([str(error)]) from None
     if document is None:
         document = {}  # an empty file: no TLS, no authentication, as in Go
     if not isinstance(document, dict):

@@ -32,6 +32,15 @@ FORBIDDEN = {
         "exporter.config",
     },
     "exporter.cache": {"exporter.rendering", "exporter.web", "exporter.health", "exporter.config"},
+    # Configuration only: what the file says, never how it is served.
+    "exporter.organizations": {
+        "exporter.cache",
+        "exporter.rendering",
+        "exporter.web",
+        "exporter.health",
+        "exporter.pipeline",
+        "exporter.upstream",
+    },
     "exporter.rendering": {
         "exporter.cache",
         "exporter.web",

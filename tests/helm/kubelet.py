@@ -231,6 +231,11 @@ def cluster_for(docs: list[Doc], pki: Pki, *, web_config: str | None = None) -> 
     cluster.add_rendered(docs)
     (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
     for volume in deployment["spec"]["template"]["spec"]["volumes"]:
+        if "configMap" in volume:
+            continue  # the chart's own (the organizations' config file), added above
+        if volume["name"] == "organization-keys":
+            _add_organization_keys(cluster, volume)
+            continue
         name = volume["secret"]["secretName"]
         if name in cluster.secrets:
             continue
@@ -244,6 +249,23 @@ def cluster_for(docs: list[Doc], pki: Pki, *, web_config: str | None = None) -> 
         else:
             raise AssertionError(f"no fake Secret for volume {volume['name']}")
     return cluster
+
+
+def organization_key(name: str) -> bytes:
+    """The fake admin key of one organization: distinct, so a mix-up would show."""
+    return f"sk-admin-contract-test-{name}\n".encode()
+
+
+def _add_organization_keys(cluster: Cluster, volume: Doc) -> None:
+    """Each organization's existing Secret, holding its key under the key the chart names
+    (several organizations may share one Secret, each with its own key)."""
+    for source in volume["projected"]["sources"]:
+        secret = source["secret"]
+        for item in secret["items"]:
+            organization = item["path"].split("/", 1)[0]
+            cluster.secrets.setdefault(secret["name"], {})[item["key"]] = organization_key(
+                organization
+            )
 
 
 def start_check_config(docs: list[Doc], cluster: Cluster, root: Path) -> subprocess.Popen[str]:

@@ -1,7 +1,7 @@
 """Every manifest the chart renders, validated by the tools a cluster would use.
 
 Core objects go through ``kubernetes-validate --strict -k 1.30`` (misspelt or unknown fields
-fail); ServiceMonitor, PodMonitor and PrometheusRule through the Prometheus Operator models
+fail); ServiceMonitor, PodMonitor, Probe and PrometheusRule through the Prometheus Operator models
 of ``cloudcoil-models-prometheus-operator``, with a round trip that notices any field the
 model does not know (pydantic would otherwise drop it silently). Each check is also shown
 to fail on a broken manifest, so a green run means something.
@@ -20,7 +20,12 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
-from cloudcoil.models.prometheus_operator.v1 import PodMonitor, PrometheusRule, ServiceMonitor
+from cloudcoil.models.prometheus_operator.v1 import (
+    PodMonitor,
+    Probe,
+    PrometheusRule,
+    ServiceMonitor,
+)
 
 from tests.helm.chart import VALID, Doc, load_values, render_docs
 
@@ -28,6 +33,7 @@ KUBERNETES = "1.30"
 OPERATOR_MODELS: dict[str, Any] = {
     "ServiceMonitor": ServiceMonitor,
     "PodMonitor": PodMonitor,
+    "Probe": Probe,
     "PrometheusRule": PrometheusRule,
 }
 # Renderings beyond the fixtures, for templates the fixtures leave at their defaults.
@@ -35,6 +41,15 @@ EXTRA: dict[str, dict[str, Any]] = {
     "network-policy-defaults": {"networkPolicy": {"enabled": True}},
     "created-secret-and-podmonitor": {
         "adminKey": {"create": True, "value": "sk-admin-manifest-test"},
+        "serviceMonitor": {"enabled": False},
+        "podMonitor": {"enabled": True},
+    },
+    "organizations-through-the-podmonitor": {
+        "organizations": [
+            {"name": "prod", "existingSecret": "openai-admin-key-prod"},
+            {"name": "staging", "existingSecret": "openai-admin-key-staging"},
+        ],
+        "probe": {"enabled": False},
         "serviceMonitor": {"enabled": False},
         "podMonitor": {"enabled": True},
     },
@@ -166,5 +181,29 @@ def test_operator_validation_has_teeth(
     first = doc["spec"][listed][0]
     target = first["rules"][0] if kind == "PrometheusRule" else first
     target[field] = value[0] if value else "1m"
+    with pytest.raises(Exception, match=re.escape(complaint)):
+        validate_operator_object(doc)
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value", "complaint"),
+    [
+        (("prober",), "pathh", "/probe", "is not a field of the model"),
+        (("targets", "staticConfig"), "statics", ["prod"], "is not a field of the model"),
+        ((), "interval", "every minute", "should match pattern"),
+    ],
+)
+def test_probe_validation_has_teeth(
+    rendered_docs: dict[str, list[Doc]],
+    where: tuple[str, ...],
+    field: str,
+    value: Any,
+    complaint: str,
+) -> None:
+    doc = next(d for d in rendered_docs["organizations-probe-values"] if d["kind"] == "Probe")
+    target = doc["spec"]
+    for key in where:
+        target = target[key]
+    target[field] = value
     with pytest.raises(Exception, match=re.escape(complaint)):
         validate_operator_object(doc)

@@ -31,6 +31,10 @@ BAD_VALUES: dict[str, list[Bad]] = {
         bad("/nonexistent/admin-key", "cannot read: No such file or directory"),
         bad("/", "cannot read: Is a directory"),
     ],
+    "config_file": [
+        bad("/nonexistent/organizations.yml", "cannot read: No such file or directory"),
+        bad("/", "cannot read: Is a directory"),
+    ],
     "base_url": [
         bad("ftp://api.example.com/v1", "must be an http:// or https:// URL"),
         bad("api.openai.com/v1", "must be an http:// or https:// URL"),
@@ -155,7 +159,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if option.field != "admin_key_file":
+    if option.field not in ("admin_key_file", "config_file"):  # both name key files instead
         monkeypatch.setenv("OPENAI_ADMIN_KEY", CANARY)
     argv = ["--check-config"]  # never serves, even if a bad value were let through
     if via == "flag":

@@ -86,7 +86,9 @@ admin-key
 {{/* Checks across values that a JSON schema cannot word clearly. Messages never echo the
 admin key. */}}
 {{- define "oke.validate" -}}
-{{- if .Values.adminKey.create -}}
+{{- if .Values.organizations -}}
+{{- include "oke.validateOrganizations" . -}}
+{{- else if .Values.adminKey.create -}}
 {{- if not .Values.adminKey.value -}}
 {{- fail "adminKey.create is true but adminKey.value is empty: give the key, or set adminKey.create=false and adminKey.existingSecret.name" -}}
 {{- end -}}
@@ -109,6 +111,7 @@ admin key. */}}
 {{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled -}}
 {{- fail "serviceMonitor.enabled and podMonitor.enabled are both true: enable only one, or Prometheus scrapes every pod twice" -}}
 {{- end -}}
+{{- include "oke.validateConfigFile" . -}}
 {{- include "oke.validateWebConfig" . -}}
 {{- end -}}
 
@@ -205,6 +208,10 @@ given, else the enabled monitor's when the test pod can read its Secrets (same n
 {{- if eq (default .Release.Namespace .Values.podMonitor.namespace) .Release.Namespace -}}
 {{- $monitor = .Values.podMonitor -}}
 {{- end -}}
+{{- else if and .Values.organizations .Values.probe.enabled -}}
+{{- if eq (default .Release.Namespace .Values.probe.namespace) .Release.Namespace -}}
+{{- $monitor = .Values.probe -}}
+{{- end -}}
 {{- end -}}
 {{- $tlsConfig := .Values.tests.tlsConfig | default $monitor.tlsConfig | default (dict) -}}
 {{- $basicAuth := .Values.tests.basicAuth | default $monitor.basicAuth | default (dict) -}}
@@ -278,20 +285,24 @@ password or a hash. */}}
 {{- include "oke.validateMonitor" (dict "root" $ "kind" $kind "monitor" $monitor) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.organizations .Values.probe.enabled -}}
+{{- include "oke.validateMonitor" (dict "root" . "kind" "probe" "monitor" .Values.probe "byServiceName" true) -}}
+{{- end -}}
 {{- include "oke.validateScrapeClient" (dict "root" . "kind" "tests" "client" .Values.tests) -}}
 {{- end -}}
 
 {{/* A monitor: https needs a tlsConfig, mutual TLS a client certificate, basic auth
-credentials. */}}
+credentials. A monitor that scrapes the Service's DNS name (byServiceName: the Probe) needs
+no serverName when the certificate names the Service. */}}
 {{- define "oke.validateMonitor" -}}
 {{- $kind := .kind -}}
 {{- $tlsConfig := .monitor.tlsConfig -}}
 {{- $root := .root -}}
 {{- if include "oke.tlsEnabled" $root -}}
 {{- if not $tlsConfig -}}
-{{- fail (printf "tls.existingSecret is set, so Prometheus scrapes over https: set %s.tlsConfig (ca and serverName to verify the exporter's certificate, or insecureSkipVerify: true)" $kind) -}}
+{{- fail (printf "tls.existingSecret is set, so Prometheus scrapes over https: set %s.tlsConfig (%s to verify the exporter's certificate, or insecureSkipVerify: true)" $kind (ternary "ca" "ca and serverName" (eq .byServiceName true))) -}}
 {{- end -}}
-{{- if and (not $tlsConfig.insecureSkipVerify) (not $tlsConfig.serverName) -}}
+{{- if and (not .byServiceName) (not $tlsConfig.insecureSkipVerify) (not $tlsConfig.serverName) -}}
 {{- fail (printf "%s.tlsConfig.serverName is empty: Prometheus scrapes the pod IP, which the exporter's certificate does not name; set it to a DNS name of the certificate (e.g. %s.%s.svc)" $kind (include "oke.fullname" $root) $root.Release.Namespace) -}}
 {{- end -}}
 {{- if and (include "oke.clientCertRequired" $root) (not (and $tlsConfig.cert $tlsConfig.keySecret)) -}}
@@ -321,4 +332,113 @@ credentials. */}}
 {{- if and $basicAuth (not (and $basicAuth.username $basicAuth.password)) -}}
 {{- fail (printf "%s.basicAuth needs both username and password (Secret key references)" $kind) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* --- Several organizations: the config file, their keys, their scrape targets. --- */}}
+
+{{/* Fixed paths: the config file (a ConfigMap) and the organizations' key files, one
+directory per organization (/run/secrets/openai/<name>/admin-key). */}}
+{{- define "oke.organizationsDir" -}}/etc/openai-key-exporter/organizations{{- end -}}
+{{- define "oke.organizationsFile" -}}{{ include "oke.organizationsDir" . }}/organizations.yml{{- end -}}
+{{- define "oke.organizationKeysDir" -}}/run/secrets/openai{{- end -}}
+
+{{- define "oke.organizationsConfigMapName" -}}
+{{- printf "%s-organizations" (include "oke.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The exporter's config file: one entry per organization, with only the values given, so
+the others fall back to the exporter's flags and environment (the chart's settings). */}}
+{{- define "oke.organizationsDocument" -}}
+{{- $keys := include "oke.organizationKeysDir" . -}}
+{{- $organizations := list -}}
+{{- range .Values.organizations -}}
+{{- $entry := dict "name" .name "admin_key_file" (printf "%s/%s/admin-key" $keys .name) -}}
+{{- with .baseUrl }}{{ $_ := set $entry "base_url" . }}{{ end -}}
+{{- with .collectors }}{{ $_ := set $entry "collectors" . }}{{ end -}}
+{{- with .projectInclude }}{{ $_ := set $entry "project_include" . }}{{ end -}}
+{{- with .projectExclude }}{{ $_ := set $entry "project_exclude" . }}{{ end -}}
+{{- if hasKey . "includeArchived" }}{{ $_ := set $entry "include_archived" .includeArchived }}{{ end -}}
+{{- $organizations = append $organizations $entry -}}
+{{- end -}}
+# The exporter's organizations (--config.file), written by the openai-key-exporter chart.
+# No secrets: each admin_key_file is a Secret key mounted read-only, re-read at each refresh.
+{{ toYaml (dict "organizations" $organizations) }}
+{{- end -}}
+
+{{/* The relabelings that name the organization of a /probe scrape after its target, as the
+README's scrape_configs example does: the alerts and dashboards group by organization. */}}
+{{- define "oke.organizationRelabelings" -}}
+- action: replace
+  sourceLabels: [__param_target]
+  targetLabel: organization
+- action: replace
+  sourceLabels: [__param_target]
+  targetLabel: instance
+{{- end -}}
+
+{{/* Checks of organizations that a JSON schema cannot express (unique names, one key per
+organization) and of the values they replace. Messages name Secrets, never a key. */}}
+{{- define "oke.validateOrganizations" -}}
+{{- if or .Values.adminKey.create .Values.adminKey.value -}}
+{{- fail "organizations is set, so adminKey is not used: each organization's key comes from its existingSecret; remove adminKey.create and adminKey.value" -}}
+{{- end -}}
+{{- $names := dict -}}
+{{- $keys := dict -}}
+{{- range .Values.organizations -}}
+{{- if hasKey $names .name -}}
+{{- fail (printf "organizations: the name '%s' is given twice: each organization is a scrape target (/probe?target=%s) and needs a name of its own" .name .name) -}}
+{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- $key := printf "%s/%s" .existingSecret (default "admin-key" .key) -}}
+{{- if hasKey $keys $key -}}
+{{- fail (printf "organizations '%s' and '%s' read the same admin key (Secret %s, key %s): an admin key belongs to one organization" (get $keys $key) .name .existingSecret (default "admin-key" .key)) -}}
+{{- end -}}
+{{- $_ := set $keys $key .name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The config file comes from organizations only: one set elsewhere would name a file the
+pod does not have, and the monitors would not know its targets. */}}
+{{- define "oke.validateConfigFile" -}}
+{{- range .Values.extraEnv -}}
+{{- if eq .name "OPENAI_EXPORTER_CONFIG_FILE" -}}
+{{- fail "extraEnv: OPENAI_EXPORTER_CONFIG_FILE is set by the chart from organizations: list the organizations there" -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.extraArgs -}}
+{{- if hasPrefix "--config.file" . -}}
+{{- fail "extraArgs: --config.file is set by the chart from organizations: list the organizations there" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* With organizations and probe.enabled=false: one endpoint of the ServiceMonitor (or
+PodMetricsEndpoint of the PodMonitor) per organization, scraping /probe?target=<name> with the
+labels the Probe would give it. */}}
+{{- define "oke.organizationEndpoints" -}}
+{{- $root := .root -}}
+{{- $monitor := .monitor -}}
+{{- range $root.Values.organizations }}
+- port: http
+  path: /probe
+  params:
+    target:
+      - {{ .name | quote }}
+  interval: {{ $monitor.interval }}
+  scrapeTimeout: {{ $monitor.scrapeTimeout }}
+  honorLabels: {{ $monitor.honorLabels }}
+  {{- include "oke.monitorAuth" (dict "root" $root "monitor" $monitor) | nindent 2 }}
+  relabelings:
+    - action: replace
+      targetLabel: job
+      replacement: openai-key-exporter
+    {{- include "oke.organizationRelabelings" $root | nindent 4 }}
+    {{- with $monitor.relabelings }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $monitor.metricRelabelings }}
+  metricRelabelings:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end -}}
