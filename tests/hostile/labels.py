@@ -63,6 +63,9 @@ class ThreadedExporter:
             try:
                 self._session = aiohttp.ClientSession()
                 self._url = str(server.make_url("/metrics"))
+                # The refresh begun at start up must be over first: a scrape arriving
+                # while it runs is served its result, which predates what a test adds.
+                await self.scrape()
                 self._ready.set()
                 await self._stop.wait()
                 await self._session.close()
