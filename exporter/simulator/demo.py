@@ -31,7 +31,7 @@ that does not:
   organization at 90 % of its own.
 
 - the audit log: the generated history of the last 7 days, then a steady trickle of
-  logins, key creations, updates and deletions, and in the first 4 minutes one case of
+  logins, key creations, updates and deletions, and in its first minute one case of
   each audit alert (`demo_audit`).
 
 The timed part is clock-driven (`ScenarioOrganization`): each step is applied at the

@@ -6,13 +6,16 @@ service account's key every 10 minutes and one from a browser session every 30 (
 an hour: under the burst alert's 10); a key's scopes changed every 20 minutes; a key
 deleted every hour; a failed login every 15 minutes (under the alert's 5 in 15).
 
-The cases (seconds after the start, all before CASES_END):
-- a key created from a session (OpenAIApiKeyCreatedFromSession) at 90 s;
-- a key created with no scopes, unrestricted (OpenAIApiKeyUnrestricted), at 100 s;
-- 12 keys created by automation between 120 and 175 s (OpenAIApiKeysCreatedBurst);
-- 7 failed logins of one user between 150 and 210 s (OpenAILoginFailures);
-- the IP allowlist deactivated (OpenAIIpAllowlistDeactivated) at 200 s;
-- the session's key given other scopes (OpenAIApiKeyScopesChanged) at 230 s.
+The cases (seconds after the start, from CASES_START to CASES_END): none before 30 s,
+because the exporter counts only events dated from its first audit poll, which comes with
+the first scrape, a few seconds after the start; all within the first minute, so that an
+end-to-end test sees each alert fire without waiting minutes:
+- a key created from a session (OpenAIApiKeyCreatedFromSession) at 30 s;
+- a key created with no scopes, unrestricted (OpenAIApiKeyUnrestricted), at 32 s;
+- 12 keys created by automation between 34 and 56 s (OpenAIApiKeysCreatedBurst);
+- 7 failed logins of one user between 35 and 53 s (OpenAILoginFailures);
+- the IP allowlist deactivated (OpenAIIpAllowlistDeactivated) at 57 s;
+- the session's key given other scopes (OpenAIApiKeyScopesChanged) at 59 s.
 
 Everything is a function of the time since the start, so the log is the same however
 often it is read; events are recorded when the clock passes them, never ahead. The
@@ -30,7 +33,8 @@ from exporter.simulator.audit import KEY_SCOPES, AuditActorKind, SimAuditActor
 from exporter.simulator.organization import Organization
 
 MINUTE = 60
-CASES_END = 240  # seconds after the start: every case has happened by then
+CASES_START = 30  # seconds after the start: no case before (the exporter's first poll)
+CASES_END = 60  # seconds after the start: every case has happened by then
 BURST_KEYS = 12
 LOGIN_FAILURES = 7
 SESSION_KEY_ID = "key_demoFromSession0"
@@ -195,16 +199,17 @@ class DemoAuditTimeline:
         )
         return [
             _Event(
-                90, key(SESSION_KEY_ID, ["api.model.request", "api.responses.write"], by_owner=True)
+                CASES_START,
+                key(SESSION_KEY_ID, ["api.model.request", "api.responses.write"], by_owner=True),
             ),
-            _Event(100, key(UNRESTRICTED_KEY_ID, [], by_owner=False)),
+            _Event(32, key(UNRESTRICTED_KEY_ID, [], by_owner=False)),
             *(
-                _Event(120 + 5 * n, key(key_id, ["api.model.request"], by_owner=False))
+                _Event(34 + 2 * n, key(key_id, ["api.model.request"], by_owner=False))
                 for n, key_id in enumerate(BURST_KEY_IDS)
             ),
-            *(_Event(150 + 10 * n, _login_failed(failing)) for n in range(LOGIN_FAILURES)),
-            _Event(200, allowlist_off),
-            _Event(230, scopes_changed),
+            *(_Event(35 + 3 * n, _login_failed(failing)) for n in range(LOGIN_FAILURES)),
+            _Event(57, allowlist_off),
+            _Event(59, scopes_changed),
         ]
 
 

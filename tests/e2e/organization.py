@@ -15,6 +15,9 @@ hour with the 7 days before that hour (`offset 1h`), which no short run has: `hi
 gives Prometheus that week of the recording rule openai_api_key:usage_tokens:rate1h for
 the three keys, as the rule would have recorded it, and everything after it is live (the
 exporter's counters, the rule, the alert as shipped with a 1 s `for:`, Alertmanager).
+
+The audit alerts count events after the exporter's start: `play` records them last
+(tests/e2e/audit.py), and they carry the labels `AuditCases.labels` lists.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from exporter.simulator.organization import (
     SimUser,
 )
 from tests.alerts.rules import alerts
+from tests.e2e.audit import AuditCases
 from tests.e2e.stack import FAKE_ADMIN_KEY, SCRAPE_JOB, Stack, poll
 
 DAY = 86400
@@ -81,6 +85,8 @@ class Org:
     built_at: int = 0
     # Spend this month in US dollars, per project name and in total.
     spend: dict[str, float] = field(default_factory=dict)
+    # The audit events recorded during the run (`play`), and the alerts they fire.
+    audit: AuditCases | None = None
 
     def history(self, instance: str) -> str:
         """The recording rule's week before the run, for the keys with a baseline: one
@@ -100,7 +106,8 @@ class Org:
 
     async def play(self, stack: Stack, within: float) -> None:
         """Once Prometheus holds SAMPLES_BEFORE_PLAY samples of the last-used time of each
-        key to wake and of the token counter of each key to burst, uses them now."""
+        key to wake and of the token counter of each key to burst, uses them now; then,
+        unless the organization's audit logging is off, records the audit cases."""
         woken = "|".join(key.id for key in self.woken)
         bursting = "|".join(self.bursts)
         ready = (
@@ -134,6 +141,8 @@ class Org:
                 requests=100,
                 input_tokens=tokens,
             )
+        if self.audit is not None and self.org.audit_logging:
+            await self.audit.play(self.org, stack, within)
 
     def expected_labels(self, alertname: str, subject: str, instance: str) -> dict[str, str]:
         """Every label the alert must carry: the joins on the *_info metrics bring the names."""
@@ -143,6 +152,8 @@ class Org:
             "job": SCRAPE_JOB,
             "instance": instance,
         }
+        if self.audit is not None and (alertname, subject) in self.audit.labels:
+            return labels | self.audit.labels[alertname, subject]
         if subject == "":  # about the organization: the exporter's labels only
             return labels
         projects = {p.id: p for p in self.projects.values()}
@@ -329,6 +340,10 @@ def build_org(now: int) -> Org:
     _add_admin_keys(built, now, alice)
     _add_certificates(built, now)
     _add_invites(built, now)
+    built.audit = AuditCases.plan(
+        org, session=payments.id, automation=research.id, scoped=crowded.id
+    )
+    built.expected |= set(built.audit.labels)
     return built
 
 

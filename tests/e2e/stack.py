@@ -21,6 +21,7 @@ import yaml
 
 from tests.alerts.rules import (
     ALERTMANAGER_EXAMPLE,
+    AUDIT_ALERTS,
     CREDENTIAL_ALERTS,
     KEY_ALERTS,
     PROJECT_ALERTS,
@@ -34,9 +35,9 @@ T = TypeVar("T")
 FAKE_ADMIN_KEY = "sk-admin-test-fake"
 SCRAPE_JOB = "openai-key-exporter"  # the job OpenAIExporterDown selects
 POLL_INTERVAL = 0.25
-# The alerts about keys, projects, admin keys and certificates, about usage and spend, and
-# the one about a failing collector, wait 1 s instead of their shipped 5m/15m/30m/1h.
-# OpenAIExporterDown,
+# The alerts about keys, projects, admin keys and certificates, about usage and spend, on
+# the audit log, and the one about a failing collector, wait 1 s instead of their shipped
+# 1m/5m/15m/30m/1h. OpenAIExporterDown,
 # OpenAIExporterDataStale and OpenAIExporterRateLimited keep their shipped `for:`:
 # OpenAIExporterDown is rightly pending until the first scrape, and must not fire over
 # that; their silence is checked on their expressions instead.
@@ -45,15 +46,22 @@ SHORTENED = dict.fromkeys(
     + PROJECT_ALERTS
     + CREDENTIAL_ALERTS
     + USAGE_ALERTS
+    + AUDIT_ALERTS
     + ("OpenAIExporterCollectorFailing",),
     "1s",
 )
 # Every collector on by default runs in the e2e exporters (usage, costs and spend_limits
 # too: the e2e proves the default deployment). Only how often they refresh is shorter:
-# the organizations change during a run (a dormant key is used, a key bursts), and the
-# shipped 5m (--cache.ttl, --usage.interval) and 1h (--costs.interval, which spend_limits
-# shares) would show none of it within a test. 2 s is twice the scrape interval.
-FAST_REFRESH = ("--cache.ttl=2s", "--usage.interval=2s", "--costs.interval=2s")
+# the organizations change during a run (a dormant key is used, a key bursts, audit events
+# happen), and the shipped 1m (--audit.interval), 5m (--cache.ttl, --usage.interval) and 1h
+# (--costs.interval, which spend_limits shares) would show little of it within a test. 2 s
+# is twice the scrape interval.
+FAST_REFRESH = (
+    "--cache.ttl=2s",
+    "--usage.interval=2s",
+    "--costs.interval=2s",
+    "--audit.interval=2s",
+)
 
 
 def tool(*names: str) -> str:
@@ -160,9 +168,10 @@ class Stack:
             response.raise_for_status()
             return await response.json()
 
-    async def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query's result vector."""
-        body = await self.get_json(f"{self.prometheus_url}/api/v1/query", query=expr)
+    async def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's result vector, now or at Prometheus time `at`."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        body = await self.get_json(f"{self.prometheus_url}/api/v1/query", **params)
         assert body["status"] == "success", body
         assert body["data"]["resultType"] == "vector", body
         result: list[dict[str, Any]] = body["data"]["result"]

@@ -4,9 +4,11 @@ The real command, with no key and no upstream: it serves the simulator's demo or
 (exporter/simulator/demo.py), refreshing every 2 s (stack.FAST_REFRESH: the demo's
 dormant key wakes up a minute after the start, which the shipped 5m would show only at the
 next refresh). Prometheus loads the shipped rules with the same shortened `for:` as the
-other e2e stacks. Every credential alert, the alert on keys whose owner left, and every
-usage and spend alert but the spike must fire for exactly the demo's subjects built for
-it; the demo is healthy, so OpenAIExporterCollectorFailing must stay silent.
+other e2e stacks. Every credential alert, the alert on keys whose owner left, every
+usage and spend alert but the spike, and every audit event alert (the demo's cases come
+within its first minute, exporter/simulator/demo_audit.py) must fire for exactly the
+demo's subjects built for it; the demo is healthy, so OpenAIExporterCollectorFailing and
+OpenAIAuditLogUnavailable must stay silent.
 
 The demo's spike (SPIKE_STARTS_AFTER, 65 minutes in) cannot fire within a test: the alert
 compares the last hour with the hours before it, and the demo's Prometheus starts with
@@ -25,21 +27,31 @@ import pytest
 import pytest_asyncio
 
 from exporter.pipeline import DEMO_ADMIN_KEY
-from exporter.simulator import demo
+from exporter.simulator import demo, demo_audit
 from exporter.simulator.organization import Organization, SimUser
 from exporter.simulator.usage import USAGE_SOURCES
-from tests.alerts.rules import CREDENTIAL_ALERTS, SPEND_ALERTS, alerts
+from tests.alerts.rules import AUDIT_ALERTS, CREDENTIAL_ALERTS, SPEND_ALERTS, alerts
 from tests.e2e.organization import identity
 from tests.e2e.stack import FAST_REFRESH, SHORTENED, Stack, poll, start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-# The dormant key wakes up DORMANT_WAKES_AFTER (60 s) after the exporter starts.
-TIMEOUT = 60.0 + demo.DORMANT_WAKES_AFTER
+# The dormant key wakes up DORMANT_WAKES_AFTER (60 s) after the exporter starts, and the
+# audit cases are all recorded by CASES_END (60 s).
+TIMEOUT = 60.0 + max(demo.DORMANT_WAKES_AFTER, demo_audit.CASES_END)
+AUDIT_UNAVAILABLE = "OpenAIAuditLogUnavailable"
+AUDIT_EVENT_ALERTS = tuple(name for name in AUDIT_ALERTS if name != AUDIT_UNAVAILABLE)
 OWNER_LEFT = "OpenAIApiKeyOwnerLeftOrganization"
 DORMANT = "OpenAIDormantApiKeyUsed"
 DEPARTED_USED = "OpenAIApiKeyOfDepartedOwnerUsed"
-CHECKED = (*CREDENTIAL_ALERTS, OWNER_LEFT, DORMANT, DEPARTED_USED, *SPEND_ALERTS)
+CHECKED = (
+    *CREDENTIAL_ALERTS,
+    OWNER_LEFT,
+    DORMANT,
+    DEPARTED_USED,
+    *SPEND_ALERTS,
+    *AUDIT_EVENT_ALERTS,
+)
 HOUR = 3600
 
 
@@ -81,6 +93,25 @@ def spend_alerts(org: Organization, now: int) -> set[tuple[str, str]]:
     if 100 * sum(spent.values()) * 100 / organization.threshold_amount >= 80:
         fired.add(("OpenAIOrganizationSpendNearLimit", ""))
     return fired
+
+
+def audit_alerts(org: Organization) -> set[tuple[str, str]]:
+    """The demo's audit cases (demo_audit), and the keys its generated history created
+    without scopes: the exporter's backfill learns their scopes, counting nothing."""
+    project = org.projects()[0].id
+    history_unrestricted = {
+        ("OpenAIApiKeyUnrestricted", str(event.details["id"]))
+        for event in org.audit_events()
+        if event.type == "api_key.created" and event.details["data"]["scopes"] == []
+    }
+    return history_unrestricted | {
+        ("OpenAIApiKeysCreatedBurst", ""),
+        ("OpenAILoginFailures", ""),
+        ("OpenAIIpAllowlistDeactivated", ""),
+        ("OpenAIApiKeyCreatedFromSession", project),
+        ("OpenAIApiKeyScopesChanged", project),
+        ("OpenAIApiKeyUnrestricted", demo_audit.UNRESTRICTED_KEY_ID),
+    }
 
 
 # What demo.py places by hand, and what each case fires. Keys that never expire include the
@@ -126,6 +157,7 @@ def expected_now() -> set[tuple[str, str]]:
         | {(DORMANT, org.dormant_key_id)}
         | {(DEPARTED_USED, key_id) for key_id in used}
         | spend_alerts(org, now)
+        | audit_alerts(org)
     )
 
 
@@ -231,5 +263,7 @@ async def test_collector_failing_stays_silent_on_the_demo(demo_stack: Stack) -> 
     await poll(healthy, "every collector to succeed", TIMEOUT, demo_stack.logs)
     assert await demo_stack.query(alerts()["OpenAIExporterCollectorFailing"].expr) == []
     assert await demo_stack.query('ALERTS{alertname="OpenAIExporterCollectorFailing"}') == []
+    assert await demo_stack.query(alerts()[AUDIT_UNAVAILABLE].expr) == []
+    assert await demo_stack.query(f'ALERTS{{alertname="{AUDIT_UNAVAILABLE}"}}') == []
     (up,) = await demo_stack.query("openai_up")
     assert up["value"][1] == "1"

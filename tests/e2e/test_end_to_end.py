@@ -2,8 +2,9 @@
 
 The simulated organization (tests/e2e/organization.py) holds one subject per key, admin
 key, owner, certificate, usage and spend alert, plus subjects just short of each threshold
-that must not alert. The exporter runs every collector on by default, refreshing every 2 s
-(stack.FAST_REFRESH). A real Prometheus (1 s scrape and evaluation) loads the shipped
+that must not alert; its audit events (tests/e2e/audit.py) are recorded during the run,
+one case per audit alert. The exporter runs every collector on by default, refreshing
+every 2 s (stack.FAST_REFRESH). A real Prometheus (1 s scrape and evaluation) loads the shipped
 rules, with only the `for:` of those alerts shortened, and the week of the spike alert's
 baseline backfilled (organization.py); a real Alertmanager runs the example configuration
 with its notification integrations removed. Everything is polled with a bound; nothing
@@ -26,6 +27,7 @@ import pytest_asyncio
 
 from exporter.simulator.app import SimulatorState, serve_simulator
 from tests.alerts.rules import (
+    AUDIT_ALERTS,
     CREDENTIAL_ALERTS,
     EXPORTER_ALERTS,
     KEY_ALERTS,
@@ -44,6 +46,7 @@ from tests.dashboards.grafana import (
     runnable,
     variables,
 )
+from tests.e2e.audit import AUDIT_THRESHOLD_ALERTS, BURST_THRESHOLD, LOGIN_FAILURE_THRESHOLD
 from tests.e2e.organization import DAY, Org, build_org, identity
 from tests.e2e.stack import (
     FAST_REFRESH,
@@ -63,6 +66,10 @@ EMPTY_BY_DESIGN: dict[str, str] = {}
 # How long Prometheus and Alertmanager may take for what is polled below; the whole run
 # normally takes about 25 s.
 TIMEOUT = 60.0
+# The audit alert about the exporter: silent while the audit log is read, as the exporter
+# alerts are (test_audit_off.py makes it fire).
+AUDIT_UNAVAILABLE = "OpenAIAuditLogUnavailable"
+SILENT_ALERTS = (*EXPORTER_ALERTS, AUDIT_UNAVAILABLE)
 
 
 @dataclass
@@ -378,19 +385,62 @@ async def test_alerts_fire_for_exactly_the_subjects_built_for_them(e2e: EndToEnd
 
 
 async def test_every_credential_alert_has_a_subject(e2e: EndToEnd) -> None:
-    """The organization covers every key, admin key, certificate, usage and spend alert,
-    so none of the firing checks above passes for want of a case."""
+    """The organization covers every key, admin key, certificate, usage, spend and audit
+    event alert, so none of the firing checks above passes for want of a case."""
     assert {name for name, _ in e2e.org.expected} == set(
-        KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + USAGE_ALERTS
+        KEY_ALERTS + PROJECT_ALERTS + CREDENTIAL_ALERTS + USAGE_ALERTS + AUDIT_ALERTS
+    ) - {AUDIT_UNAVAILABLE}
+
+
+async def test_audit_thresholds_held_silent_at_their_value(e2e: EndToEnd) -> None:
+    """The organization-wide twins: while exactly 10 keys had been created and 5 logins
+    had failed, Prometheus recorded those counts and neither alert, pending or firing,
+    existed; one more of each fired both (test_alerts_fire_... above)."""
+    assert e2e.org.audit is not None
+    held = e2e.org.audit.held_at
+    (keys,) = await e2e.stack.query(
+        'sum(openai_audit_events:increase1h{event_type="api_key.created"})', at=held
     )
+    (logins,) = await e2e.stack.query(
+        'sum(openai_audit_events:increase15m{event_type="login.failed"})', at=held
+    )
+    assert (float(keys["value"][1]), float(logins["value"][1])) == (
+        BURST_THRESHOLD,
+        LOGIN_FAILURE_THRESHOLD,
+    )
+    for name in AUDIT_THRESHOLD_ALERTS:
+        assert await e2e.stack.query(alerts()[name].expr, at=held) == [], name
+    names = "|".join(AUDIT_THRESHOLD_ALERTS)
+    assert await e2e.stack.query(f'ALERTS{{alertname=~"{names}"}}', at=held) == []
+
+
+async def test_audit_events_are_counted_once_per_actor_type(e2e: EndToEnd) -> None:
+    """The key creations by actor type, as the simulator's audit log holds them, each once."""
+    logged: dict[str, float] = {}
+    for event in e2e.org.org.audit_events():
+        if event.type == "api_key.created" and event.actor is not None:
+            logged[event.actor.kind] = logged.get(event.actor.kind, 0) + 1
+    expr = 'sum by (actor_type) (openai_audit_events_total{event_type="api_key.created"}) > 0'
+
+    async def counted() -> dict[str, float] | None:
+        result = await e2e.stack.query(expr)
+        found = {r["metric"]["actor_type"]: float(r["value"][1]) for r in result}
+        return found if found == logged else None
+
+    assert await poll(counted, "the key creations counted", TIMEOUT, e2e.stack.logs) == {
+        "session": 1,
+        "user_api_key": 1,
+        "service_account_api_key": 9,
+    }
 
 
 async def test_exporter_alerts_stay_silent(e2e: EndToEnd) -> None:
-    """Their expressions, exactly as shipped, hold nothing while the exporter is healthy."""
-    names = "|".join(EXPORTER_ALERTS)
+    """Their expressions, exactly as shipped, hold nothing while the exporter is healthy;
+    nor does that of OpenAIAuditLogUnavailable while the audit log is read."""
+    names = "|".join(SILENT_ALERTS)
 
     async def silent() -> bool | None:
-        for name in EXPORTER_ALERTS:
+        for name in SILENT_ALERTS:
             if await e2e.stack.query(alerts()[name].expr):
                 return None
         return not await e2e.stack.query(f'ALERTS{{alertname=~"{names}"}}') or None
