@@ -337,11 +337,18 @@ def test_alert_conventions(name: str) -> None:
         needed = ["job"]
     for label in needed:
         assert "{{ $labels." + label + " }}" in description, f"{name} description lacks {label}"
+    # One style everywhere: the organization first, and only when the label is there.
+    assert description.startswith(ORGANIZATION_PREFIX), f"{name} does not name the organization"
 
     assert rule.annotations["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}"
     dashboard_url = rule.annotations["dashboard_url"]
     uid = DASHBOARD_OF[name]
     assert dashboard_url.startswith(f"{GRAFANA_URL}/d/{uid}/{uid}")
+
+
+ORGANIZATION_PREFIX = (
+    "{{ if $labels.organization }}Organization {{ $labels.organization }}: {{ end }}"
+)
 
 
 # What each audit alert's description names. The audit metrics carry no email, IP address
@@ -359,7 +366,15 @@ AUDIT_DESCRIPTION_LABELS = {
 @pytest.mark.parametrize("name", AUDIT_ALERTS)
 def test_audit_alert_descriptions_print_no_personal_data(name: str) -> None:
     printed = re.findall(r"\$labels\.(\w+)", alerts()[name].annotations["description"])
-    allowed = {"job", "instance", "collector", "project_id", "actor_type", "api_key_id"}
+    allowed = {
+        "job",
+        "instance",
+        "organization",
+        "collector",
+        "project_id",
+        "actor_type",
+        "api_key_id",
+    }
     assert printed, name
     assert set(printed) <= allowed, f"{name} prints {set(printed) - allowed}"
 
@@ -535,14 +550,16 @@ def test_alertmanager_leaves_other_alerts_to_the_default_route() -> None:
     assert receiver_for("alertname=NodeDown", "severity=critical") == "default"
 
 
-def test_alertmanager_groups_openai_alerts_by_project() -> None:
+def test_alertmanager_groups_openai_alerts_by_organization_and_project() -> None:
+    """One group per organization and project; without /probe there is no organization
+    label, and the grouping is by project alone."""
     config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
     (openai_route,) = [
         route
         for route in config["route"]["routes"]
         if 'alertname =~ "OpenAI.+"' in route["matchers"]
     ]
-    assert openai_route["group_by"] == ["project_id"]
+    assert openai_route["group_by"] == ["organization", "project_id"]
     for child in openai_route["routes"]:
         assert "group_by" not in child, "children inherit the grouping by project"
 
@@ -583,7 +600,9 @@ def matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> boo
 
 def test_each_inhibition_mutes_a_lesser_alert_about_the_same_subject() -> None:
     """An inhibit rule names shipped alerts, a source more severe than its target, and
-    `equal` labels that both carry (a label missing on both sides would match everything)."""
+    `equal` labels that both carry (a label missing on both sides would match everything),
+    and `organization` (absent with one organization, where job and instance decide), so
+    that one organization never mutes another's alert."""
     config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8"))
     rank = {"info": 0, "warning": 1, "critical": 2}
     pairs = set()
@@ -595,7 +614,8 @@ def test_each_inhibition_mutes_a_lesser_alert_about_the_same_subject() -> None:
             cases = [labels for labels in firing_labels(name) if matches(labels, extra)]
             assert cases, name
             for labels in cases:
-                assert set(rule["equal"]) <= set(labels), (name, rule["equal"])
+                assert set(rule["equal"]) - {"organization"} <= set(labels), (name, rule["equal"])
+        assert {"job", "instance", "organization"} <= set(rule["equal"]), (source, target)
         pairs.add((source, target))
     assert pairs == {
         ("OpenAIApiKeyRotationOverdue", "OpenAIApiKeyRotationDue"),
@@ -635,11 +655,13 @@ def test_the_inhibited_pairs_fire_together_for_the_same_subject() -> None:
     for rule in config["inhibit_rules"]:
         source, source_matchers = matched_alert(rule["source_matchers"])
         target, target_matchers = matched_alert(rule["target_matchers"])
+        # As Alertmanager compares them: an absent label equals an empty one.
         targets = {
-            tuple(labels[k] for k in rule["equal"])
+            tuple(labels.get(k, "") for k in rule["equal"])
             for labels in firing_labels(target)
             if matches(labels, target_matchers)
         }
         for labels in firing_labels(source):
             if matches(labels, source_matchers):
-                assert tuple(labels[k] for k in rule["equal"]) in targets, (source, labels)
+                subject = tuple(labels.get(k, "") for k in rule["equal"])
+                assert subject in targets, (source, labels)

@@ -206,7 +206,7 @@ def test_health_dashboard_shows_each_collector() -> None:
         if "collector" in expr:
             assert "{{collector}}" in legend, expr
     errors = [q for q in queries() if q.dashboard == HEALTH and "refresh_errors_total" in q.expr]
-    assert any("by (collector, reason)" in q.expr for q in errors)
+    assert any("by (organization, collector, reason)" in q.expr for q in errors)
 
 
 def test_no_dashboard_reads_a_replaced_metric() -> None:
@@ -285,8 +285,8 @@ def test_usage_dashboard_covers_usage_and_spend() -> None:
         assert exprs[title].startswith("topk(")
         renamed = panel["transformations"][1]["options"]["renameByName"]
         assert {"api_key_name", "owner_name", "project_name"} <= set(renamed), title
-    assert "by (model)" in exprs["Usage per model"]
-    assert "by (line_item)" in exprs["Spend per line item"]
+    assert "by (organization, model)" in exprs["Usage per model"]
+    assert "by (organization, line_item)" in exprs["Spend per line item"]
     (requests,) = by_title["Requests per key over time"]["targets"]
     assert "{{api_key_name}}" in requests["legendFormat"]
 
@@ -332,13 +332,16 @@ def test_credentials_dashboard_covers_each_credential() -> None:
     assert by_title["Admin key inventory"]["type"] == "table"
     renamed = by_title["Admin key inventory"]["transformations"][1]["options"]["renameByName"]
     assert {"owner_name", "admin_api_key_name"} <= set(renamed)
-    assert "count by (role) (openai_user_info" in exprs["Members by role"]
+    assert "count by (organization, role) (openai_user_info" in exprs["Members by role"]
     assert 'status="pending"' in exprs["Pending invite list"]
     assert (
         "openai_certificate_not_after_timestamp_seconds" in exprs["Certificates by time to expiry"]
     )
     assert exprs["Certificates by time to expiry"].startswith("sort(")
-    assert "openai_api_key_owner_in_organization == 0" in exprs["Project keys whose owner left"]
+    assert (
+        'openai_api_key_owner_in_organization{organization=~"$organization"} == 0'
+        in exprs["Project keys whose owner left"]
+    )
 
 
 def test_credentials_dashboard_has_a_security_events_row() -> None:
@@ -367,9 +370,9 @@ def test_credentials_dashboard_has_a_security_events_row() -> None:
         "Failed logins per 15 minutes": {"openai_audit_events:increase15m"},
         "Keys by scope set": {"openai_api_key_scopes_info"},
     }
-    assert "sum by (event_type) (" in exprs["Audit events per hour, by type"]
+    assert "sum by (organization, event_type) (" in exprs["Audit events per hour, by type"]
     creations = exprs["Key creations and deletions per hour, by actor type"]
-    assert "by (event_type, actor_type)" in creations
+    assert "by (organization, event_type, actor_type)" in creations
     assert 'event_type=~"api_key.created|api_key.deleted"' in creations
     assert 'project_id=~"$project"' in creations
     logins = by_title["Failed logins per 15 minutes"]
@@ -378,7 +381,7 @@ def test_credentials_dashboard_has_a_security_events_row() -> None:
     steps = logins["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == int(login_threshold)
     scope_sets = exprs["Keys by scope set"]
-    assert "count by (scopes) (" in scope_sets
+    assert "count by (organization, scopes) (" in scope_sets
     assert '"scopes", "(unrestricted)", "scopes", ""' in scope_sets
     assert 'project_id=~"$project"' in scope_sets
 
@@ -442,6 +445,79 @@ def test_query_parses_and_uses_only_known_metrics(query: Query) -> None:
     known = CONTRACT_METRICS | PROMETHEUS_METRICS | recording_rule_names()
     assert names, "a query that selects no metric"
     assert names <= known, f"unknown metrics {names - known}"
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))
+def test_organization_variable_selects_organizations_and_single_mode(uid: str) -> None:
+    """Fed by openai_up of the probed organizations; All is `.*`, which also matches the
+    series of an exporter without --config.file (no organization label at all)."""
+    dashboard = dashboards()[uid]
+    names = list(variables(dashboard))
+    organization = variables(dashboard)["organization"]
+    assert organization["type"] == "query"
+    assert organization["datasource"] == DATASOURCE
+    assert organization["definition"] == "label_values(openai_up, organization)"
+    assert organization["query"]["query"] == organization["definition"]
+    assert organization["includeAll"]
+    assert organization["multi"]
+    assert organization["allValue"] == ".*"
+    # Before the variables whose queries it narrows.
+    assert names.index("organization") == names.index("datasource") + 1
+    for name, var in variables(dashboard).items():
+        if var["type"] == "query" and name != "organization":
+            assert ORGANIZATION_FILTER in var["definition"], name
+
+
+ORGANIZATION_FILTER = 'organization=~"$organization"'
+# Stands for the organization variable while checking the selectors that use it.
+_ORGANIZATION_SENTINEL = "__organization__"
+
+
+def unfiltered_selectors(expr: str, values: dict[str, str]) -> list[str]:
+    """The metric selectors of `expr` that do not match organization=~"$organization"."""
+    parsed = promql_parser.parse(
+        substitute(expr, values | {"organization": _ORGANIZATION_SENTINEL})
+    )
+    missing: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector) and not any(
+            m.name == "organization"
+            and m.op == promql_parser.MatchOp.Re
+            and m.value == _ORGANIZATION_SENTINEL
+            for m in node.matchers.matchers
+        ):
+            missing.append(str(node.name))
+
+    promql_parser.walk(parsed, visit)
+    return missing
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES)
+def test_every_selector_filters_on_the_organization(query: Query) -> None:
+    """Every series a panel reads, joined ones too, is of the selected organizations."""
+    values = default_values(dashboards()[query.dashboard])
+    assert unfiltered_selectors(query.expr, values) == [], query.id
+
+
+def test_a_query_without_the_organization_filter_is_caught() -> None:
+    values = default_values(dashboards()[KEYS])
+    joined = (
+        'openai_project_api_keys{organization=~"$organization"}'
+        " * on (job, instance, organization, project_id) group_left (project_name)"
+        " openai_project_info"
+    )
+    assert unfiltered_selectors(joined, values) == ["openai_project_info"]
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES)
+def test_joins_and_groupings_keep_organizations_apart(query: Query) -> None:
+    """A join or a per-exporter grouping names organization beside instance: two
+    organizations probed through one exporter never match or merge."""
+    for clause in re.findall(r"\b(?:on|by) \(([^)]*)\)", query.expr):
+        labels = {label.strip() for label in clause.split(",")}
+        if "instance" in labels:
+            assert "organization" in labels, (query.id, clause)
 
 
 @pytest.mark.parametrize("uid", sorted(DASHBOARD_UIDS.values()))

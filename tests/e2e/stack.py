@@ -201,12 +201,15 @@ async def start_stack(
     exporter_env: Mapping[str, str],
     exporter_args: Sequence[str] = (),
     history: Callable[[str], str] | None = None,
+    scrape_configs: Callable[[str], list[dict[str, Any]]] | None = None,
 ) -> Stack:
     """Starts exporter (the installed command with `exporter_args`, and only PATH and
-    `exporter_env` in its environment), Alertmanager and Prometheus; returns once the
-    target is up. `history`, given the exporter's instance label, returns series in the
-    OpenMetrics text format that Prometheus holds from before it started (written into
-    its TSDB with `promtool tsdb create-blocks-from openmetrics`)."""
+    `exporter_env` in its environment), Alertmanager and Prometheus; returns once a
+    target of job SCRAPE_JOB is up. `scrape_configs`, given the exporter's address
+    (host:port), returns Prometheus's scrape configs; by default one job SCRAPE_JOB
+    scrapes the exporter's /metrics. `history`, given the exporter's instance label,
+    returns series in the OpenMetrics text format that Prometheus holds from before it
+    started (written into its TSDB with `promtool tsdb create-blocks-from openmetrics`)."""
     session = await exit_stack.enter_async_context(
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     )
@@ -264,12 +267,7 @@ async def start_stack(
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
         },
-        "scrape_configs": [
-            {
-                "job_name": SCRAPE_JOB,
-                "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
-            }
-        ],
+        "scrape_configs": (scrape_configs or metrics_scrape_configs)(f"127.0.0.1:{exporter_port}"),
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config), encoding="utf-8")
     if history is not None:
@@ -301,6 +299,11 @@ async def start_stack(
     # The first scrape comes about 5 s after Prometheus starts.
     await poll(target_up, "Prometheus to scrape the exporter", within=60, context=stack.logs)
     return stack
+
+
+def metrics_scrape_configs(address: str) -> list[dict[str, Any]]:
+    """One job, SCRAPE_JOB, scraping the exporter's /metrics at `address`."""
+    return [{"job_name": SCRAPE_JOB, "static_configs": [{"targets": [address]}]}]
 
 
 async def backfill(directory: Path, openmetrics: str) -> None:

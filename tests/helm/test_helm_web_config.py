@@ -802,3 +802,45 @@ def test_served_as_the_cluster_would(
     assert PASSWORD not in log
     assert "$2y$" not in log
     assert "Traceback" not in log, log
+
+
+def test_helm_test_pod_probes_each_organization_of_a_serving_exporter(
+    chart: helm_python.Chart, pki: kubelet.Pki, tmp_path: Path
+) -> None:
+    """Several organizations behind TLS and basic auth: the exporter runs the rendered
+    config file (each organization simulated by --demo) and the test pod's script loops over
+    /probe?target= for each, with the monitor's credentials; a target the exporter does not
+    serve fails it."""
+    docs = render_docs(chart, fixture_values("organizations-tls"))
+    cluster = live_cluster(docs, pki)
+    endpoint = monitor_endpoint(docs)
+    assert endpoint is not None
+    scraper = prometheus(endpoint, cluster, tmp_path / "prometheus")
+    targets = helm_test_env(docs)["OKE_TEST_TARGETS"].split(",")
+    assert targets == ["prod", "staging"]
+
+    with serving(docs, cluster, tmp_path) as served:
+
+        def probed() -> bool:
+            bodies = [scraper.get(served.port, f"/probe?target={t}") for t in targets]
+            return all(status == 200 and "\nopenai_up 1" in body for status, body in bodies)
+
+        wait_for(probed, served, "each organization's probe with openai_up 1")
+        result = run_test_pod(docs, cluster, tmp_path / "test-pod", served.port)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("OK: scraped"), result.stdout
+        assert "/probe of 2 organizations" in result.stdout, result.stdout
+        assert "basic auth enforced" in result.stdout, result.stdout
+        for target in targets:
+            assert f"{target}: openai_up 1" in result.stdout, result.stdout
+
+        (pod,) = [doc for doc in docs if doc["kind"] == "Pod"]
+        for item in pod["spec"]["containers"][0]["env"]:
+            if item["name"] == "OKE_TEST_TARGETS":
+                item["value"] = "prod,retired"
+        result = run_test_pod(docs, cluster, tmp_path / "test-pod-2", served.port)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.startswith("FAIL: "), result.stderr
+        assert "/probe?target=retired answered 400" in result.stderr, result.stderr
+        assert served.process.poll() is None, served.stderr
+    assert served.process.returncode == 0, served.stderr
