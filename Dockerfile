@@ -9,8 +9,8 @@
 # The process runs as a numeric non-root user (65532), listens on :9471, writes nothing to
 # disk and needs no home directory, so it runs with a read-only root filesystem.
 #
-#   docker build -t openai-key-exporter:0.3.0 .
-#   docker run --rm -p 9471:9471 openai-key-exporter:0.3.0 --demo
+#   docker build -t openai-key-exporter:0.4.0 .
+#   docker run --rm -p 9471:9471 openai-key-exporter:0.4.0 --demo
 
 FROM python:3.11.14-slim-bookworm AS builder
 
@@ -36,7 +36,7 @@ RUN python -m build --wheel --outdir /dist . \
 
 FROM python:3.11.14-slim-bookworm
 
-ARG VERSION=0.3.0
+ARG VERSION=0.4.0
 
 LABEL org.opencontainers.image.title="openai-key-exporter" \
       org.opencontainers.image.description="Prometheus exporter for the credentials of an OpenAI organization (project and admin API keys, members, invites, certificates, service accounts)" \
